@@ -1,0 +1,1 @@
+"""AgCluster control plane."""

@@ -1,0 +1,118 @@
+"""The one small interface every machine provider implements.
+
+A provider turns a :class:`MachineSpec` into a running machine agent the control plane can
+reach over HTTP, and answers what it is running so start-up can reconcile SQLite with
+reality. Providers know nothing about chats, events or keys.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+AGENT_PORT = 8080
+MACHINE_TOKEN_ENV = "AGCLUSTER_MACHINE_TOKEN"
+
+
+class ProviderError(Exception):
+    """A provider could not do what was asked; ``message`` is safe to show a user."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    cpus: float = 1.0
+    memory_mb: int = 2048
+    storage_mb: int | None = None
+    pids: int = 512
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    session_id: str
+    agent_id: str
+    machine_token: str
+    image: str | None = None
+    resources: ResourceLimits = field(default_factory=ResourceLimits)
+    env: dict[str, str] = field(default_factory=dict)
+    """Non-secret environment only (DESIGN.md §6–§7): never keys or credentials."""
+
+
+@dataclass(frozen=True)
+class Machine:
+    machine_id: str
+    url: str
+    """Base URL of the machine agent as the control plane reaches it."""
+    state: str = "started"
+    session_id: str | None = None
+
+
+class Provider(abc.ABC):
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    def start(self, spec: MachineSpec) -> Machine:
+        """Create and start a machine and return once its agent answers ``/health``."""
+
+    @abc.abstractmethod
+    def destroy(self, machine_id: str) -> None:
+        """Stop and remove the machine and its storage. Idempotent."""
+
+    @abc.abstractmethod
+    def inspect(self, machine_id: str) -> Machine | None:
+        """The machine as it is now, or ``None`` when it no longer exists."""
+
+    @abc.abstractmethod
+    def list_machines(self) -> list[Machine]:
+        """Every machine this provider labelled as ours, for start-up reconciliation."""
+
+    @abc.abstractmethod
+    def relay_url(self) -> str:
+        """The model relay's base URL as seen from inside a machine."""
+
+    def suspend(self, machine_id: str) -> None:
+        """Stop a machine for idleness, keeping its workspace. Default: not supported."""
+        raise ProviderError(f"{self.name} cannot suspend machines")
+
+    def resume(self, machine_id: str) -> Machine:
+        raise ProviderError(f"{self.name} cannot resume machines")
+
+    def usage(self, machine_id: str) -> dict[str, Any] | None:
+        """CPU %, memory used/limit and disk, where the provider can tell."""
+        return None
+
+    def close(self) -> None:
+        """Release provider resources at control-plane shutdown (machines are left alone)."""
+
+
+def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None) -> dict[str, Any]:
+    """Poll the agent's ``/health`` until it answers, with short growing back-off.
+
+    ``alive`` is an optional callable that returns False once the machine has died, so a
+    crash fails fast instead of waiting out the timeout.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    last_error = "no answer"
+    with requests.Session() as http:
+        while time.monotonic() < deadline:
+            if alive is not None and not alive():
+                raise ProviderError("the machine exited while starting")
+            try:
+                resp = http.get(f"{url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=2)
+                if resp.status_code == 200:
+                    return resp.json()
+                last_error = f"HTTP {resp.status_code}"
+            except requests.RequestException as exc:
+                last_error = type(exc).__name__
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+    raise ProviderError(f"the machine agent did not become healthy in {timeout:.0f}s ({last_error})", retryable=True)

@@ -1,0 +1,43 @@
+"""SSE framing and parsing: ``id: <seq>``, ``event: <type>``, ``data: <json>``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def frame(event: dict[str, Any]) -> bytes:
+    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode()
+
+
+def parse(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """Yield each event's ``data`` object from a byte stream of SSE frames.
+
+    Comments (keep-alives) are skipped; a frame without ``data`` is ignored. Works on
+    arbitrary chunk boundaries because streams are relayed as they arrive.
+    """
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        while True:
+            sep = _frame_end(buffer)
+            if sep is None:
+                break
+            end, width = sep
+            raw, buffer = buffer[:end], buffer[end + width :]
+            data_lines = [
+                line[5:].lstrip(b" ")
+                for line in raw.replace(b"\r\n", b"\n").split(b"\n")
+                if line.startswith(b"data:")
+            ]
+            if data_lines:
+                yield json.loads(b"\n".join(data_lines))
+
+
+def _frame_end(buffer: bytes) -> tuple[int, int] | None:
+    candidates = [(i, w) for i, w in ((buffer.find(b"\n\n"), 2), (buffer.find(b"\r\n\r\n"), 4)) if i >= 0]
+    return min(candidates) if candidates else None
