@@ -1,0 +1,76 @@
+"""The application factory: builds every long-lived object once and wires the blueprints."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import requests
+from flask import Flask
+
+from control import errors, web
+from control.blueprints.agents import agents_bp
+from control.blueprints.configs import configs_bp
+from control.blueprints.files import files_bp
+from control.blueprints.health import health_bp
+from control.configs import ConfigCatalog
+from control.context import AgCluster
+from control.providers import make_provider
+from control.providers.base import Provider
+from control.relay import relay_bp
+from control.secrets import KeyVault, TokenMinter, install_redaction, load_server_secret
+from control.sessions import SessionService
+from control.settings import Settings, from_env
+from control.store import Store
+
+log = logging.getLogger(__name__)
+JSON_BODY_LIMIT = 2 * 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, provider: Provider | None = None) -> Flask:
+    settings = settings or from_env()
+    install_redaction()
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = JSON_BODY_LIMIT
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    store = Store(settings.database_path)
+    catalog = ConfigCatalog(store)
+    provider = provider or make_provider(settings)
+    vault = KeyVault()
+    minter = TokenMinter(load_server_secret(settings.data_dir))
+    sessions = SessionService(settings, store, provider, catalog, vault, minter)
+    relay_http = requests.Session()
+    relay_http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+    relay_http.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
+    app.extensions["agcluster"] = AgCluster(settings, store, catalog, provider, vault, minter, sessions, relay_http)
+
+    errors.install(app)
+    web.install(app, settings.cors_origins)
+    for blueprint in (health_bp, configs_bp, agents_bp, files_bp, relay_bp, web.ui_bp):
+        app.register_blueprint(blueprint)
+
+    report = sessions.reconcile()
+    if any(report.values()):
+        log.info("reconciled sessions with %s: %s", provider.name, report)
+    _start_janitor(sessions, settings.session_cleanup_interval)
+    return app
+
+
+def shutdown(app: Flask) -> None:
+    """Flush transcripts and reap machines (the local provider's die with us anyway)."""
+    ext: AgCluster = app.extensions["agcluster"]
+    ext.sessions.close()
+    ext.provider.close()
+    ext.store.close()
+
+
+def _start_janitor(sessions: SessionService, interval: int) -> None:
+    def loop() -> None:
+        stop = threading.Event()
+        while not stop.wait(interval):
+            try:
+                sessions.stop_idle()
+            except Exception:  # noqa: BLE001 - the janitor must keep running
+                log.exception("idle sweep failed")
+
+    threading.Thread(target=loop, name="session-janitor", daemon=True).start()

@@ -1,0 +1,118 @@
+"""Launch, sessions, chat (SSE or JSON), interrupt and the transcript."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from control.context import authorized_session, ctx
+from control.schemas import ChatSchema, LaunchSchema, load_body
+from control.sessions import session_view
+from wire import sse
+from wire.errors import ValidationFailed
+
+agents_bp = Blueprint("agents", __name__, url_prefix="/api/agents")
+
+
+@agents_bp.post("/launch")
+def launch():  # type: ignore[no-untyped-def]
+    body = load_body(LaunchSchema())
+    row = ctx().sessions.launch(body["api_key"], body.get("config_id"), body.get("config"), body["mcp_env"])
+    return jsonify(session_id=row.id, agent_id=row.agent_id, config_id=row.config_id, status=row.status), 201
+
+
+@agents_bp.get("/sessions")
+def list_sessions():  # type: ignore[no-untyped-def]
+    # Listing shows no secrets and no transcripts; details need the session's key.
+    sessions = [session_view(row) for row in ctx().store.list_sessions()]
+    return jsonify(sessions=sessions, total=len(sessions))
+
+
+@agents_bp.get("/sessions/<session_id>")
+def get_session(session_id: str):  # type: ignore[no-untyped-def]
+    row = authorized_session(session_id)
+    app = ctx()
+    usage = app.provider.usage(row.machine_id) if row.machine_id and row.status in ("ready", "running") else None
+    view = session_view(row, usage)
+    view["config"] = row.config
+    view["running"] = app.sessions.hub.is_running(row.id)
+    return jsonify(view)
+
+
+@agents_bp.delete("/sessions/<session_id>")
+def delete_session(session_id: str):  # type: ignore[no-untyped-def]
+    row = authorized_session(session_id)
+    ctx().sessions.delete(row)
+    return jsonify(session_id=session_id, status="deleted")
+
+
+@agents_bp.post("/<session_id>/chat")
+def chat(session_id: str):  # type: ignore[no-untyped-def]
+    row = authorized_session(session_id)
+    service = ctx().sessions
+    wants_stream = "text/event-stream" in request.headers.get("Accept", "")
+    resume_from = _last_event_id()
+    if resume_from is not None:
+        # A reconnect: follow the running (or just finished) turn; never resend the message.
+        return _stream(service.hub.follow(row.id, resume_from))
+    body = load_body(ChatSchema())
+    start = service.chat(row, body["message"])
+    events = service.hub.follow(row.id, start)
+    if wants_stream:
+        return _stream(events)
+    return jsonify(_collect(row.id, events))
+
+
+@agents_bp.post("/<session_id>/interrupt")
+def interrupt(session_id: str):  # type: ignore[no-untyped-def]
+    row = authorized_session(session_id)
+    return jsonify(session_id=session_id, interrupted=ctx().sessions.interrupt(row))
+
+
+@agents_bp.get("/sessions/<session_id>/events")
+def events(session_id: str):  # type: ignore[no-untyped-def]
+    row = authorized_session(session_id)
+    after = _int_arg("after", 0)
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        after = _last_event_id() if _last_event_id() is not None else after
+        return _stream(ctx().sessions.hub.follow(row.id, after, until_done=request.args.get("follow") != "1"))
+    ctx().sessions.hub.flush(row.id)
+    items = ctx().store.events_after(row.id, after, limit=_int_arg("limit", 5000))
+    return jsonify(session_id=row.id, events=items, last_seq=items[-1]["seq"] if items else after)
+
+
+def _stream(events: Iterator[dict[str, Any] | None]) -> Response:
+    def frames() -> Iterator[bytes]:
+        for event in events:
+            yield sse.KEEPALIVE if event is None else sse.frame(event)
+
+    return Response(stream_with_context(frames()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _collect(session_id: str, events: Iterator[dict[str, Any] | None]) -> dict[str, Any]:
+    collected = [e for e in events if e is not None]
+    text = "".join(e["text"] for e in collected if e["type"] == "text" and not e.get("parent_tool_use_id"))
+    result = next((e for e in reversed(collected) if e["type"] == "result"), None)
+    errors = [e for e in collected if e["type"] == "error"]
+    return {"session_id": session_id, "text": text, "result": result, "errors": errors, "events": collected}
+
+
+def _last_event_id() -> int | None:
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit():
+        raise ValidationFailed("Last-Event-ID must be an event seq number", details={"Last-Event-ID": raw[:40]})
+    return int(raw)
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise ValidationFailed(f"{name} must be a non-negative integer", details={name: raw[:40]})
+    return int(raw)

@@ -1,0 +1,99 @@
+"""Workspace files, served by the machine and streamed through in both directions.
+
+The control plane never sees the machine's disk (on Fly it cannot), so every route is a
+streaming pass-through to the machine agent's ``/files`` API; path safety is enforced by the
+machine in one place (``machine_agent.workspace``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import requests
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from control.context import authorized_session, ctx
+from wire.errors import TooLarge
+
+files_bp = Blueprint("files", __name__, url_prefix="/api/files")
+
+PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Disposition", "Content-Security-Policy",
+                  "X-Content-Type-Options", "Last-Modified", "Cache-Control")
+FILES_PER_REQUEST = 20
+
+
+def _machine(session_id: str):  # type: ignore[no-untyped-def]
+    row = authorized_session(session_id)
+    return ctx().sessions.ensure_machine(row.id)
+
+
+def _relay(resp: requests.Response) -> Response:
+    def body() -> Iterator[bytes]:
+        try:
+            yield from resp.iter_content(chunk_size=64 * 1024)
+        finally:
+            resp.close()
+
+    headers = {k: v for k, v in resp.headers.items() if k in PASSED_HEADERS}
+    return Response(stream_with_context(body()), status=resp.status_code, headers=headers, direct_passthrough=True)
+
+
+@files_bp.get("/<session_id>")
+def tree(session_id: str):  # type: ignore[no-untyped-def]
+    client = _machine(session_id)
+    return jsonify(client.request("GET", "/files/tree", params=request.args).json())
+
+
+@files_bp.get("/<session_id>/<path:path>")
+def read(session_id: str, path: str):  # type: ignore[no-untyped-def]
+    client = _machine(session_id)
+    return _relay(client.request("GET", f"/files/content/{quote(path, safe='/')}", params=request.args,
+                                 stream=True, timeout=300))
+
+
+@files_bp.delete("/<session_id>/<path:path>")
+def delete(session_id: str, path: str):  # type: ignore[no-untyped-def]
+    client = _machine(session_id)
+    return jsonify(client.request("DELETE", f"/files/content/{quote(path, safe='/')}").json())
+
+
+@files_bp.post("/<session_id>/download")
+def download_zip(session_id: str):  # type: ignore[no-untyped-def]
+    client = _machine(session_id)
+    return _relay(client.request("GET", "/files/zip", stream=True, timeout=600))
+
+
+@files_bp.post("/<session_id>/upload")
+def upload(session_id: str):  # type: ignore[no-untyped-def]
+    limit = ctx().settings.max_upload_mb * 1024 * 1024 * FILES_PER_REQUEST
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"uploads are limited to {ctx().settings.max_upload_mb} MB a file",
+                       details={"max_upload_mb": ctx().settings.max_upload_mb})
+    client = _machine(session_id)
+    # Sent chunked: the body is streamed through, never held here.
+    headers = {"Content-Type": request.headers.get("Content-Type", "")}
+    request.max_content_length = limit
+    resp = client.request("POST", "/files/upload", params=request.args, data=_chunks(request.stream),
+                          headers=headers, timeout=600)
+    return jsonify(resp.json()), resp.status_code
+
+
+@files_bp.post("/<session_id>/mkdir")
+def mkdir(session_id: str):  # type: ignore[no-untyped-def]
+    client = _machine(session_id)
+    return jsonify(client.request("POST", "/files/mkdir", json=request.get_json(silent=True)).json())
+
+
+@files_bp.post("/<session_id>/rename")
+def rename(session_id: str):  # type: ignore[no-untyped-def]
+    client = _machine(session_id)
+    return jsonify(client.request("POST", "/files/rename", json=request.get_json(silent=True)).json())
+
+
+def _chunks(stream) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+    while True:
+        chunk = stream.read(256 * 1024)
+        if not chunk:
+            return
+        yield chunk

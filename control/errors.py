@@ -1,0 +1,33 @@
+"""One error format for every route: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from wire.errors import ApiError, error_body
+
+log = logging.getLogger(__name__)
+
+
+def install(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+        return jsonify(exc.body()), exc.status
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
+        return jsonify(error_body("too_large", "the request body is too large")), 413
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error_body(code, exc.description or exc.name or "error")), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        # Logged (through the redaction filter) for the operator; the client gets no traceback.
+        log.exception("unhandled error")
+        return jsonify(error_body("internal_error", "an internal error occurred; see the server log")), 500

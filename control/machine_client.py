@@ -1,0 +1,68 @@
+"""HTTP client for one machine agent (docs/MACHINE_PROTOCOL.md). Errors mapped once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from wire import sse
+from wire.errors import ApiError, UpstreamError
+
+CONNECT_TIMEOUT = 5.0
+
+
+class MachineUnreachable(UpstreamError):
+    code = "machine_unreachable"
+
+
+class MachineClient:
+    def __init__(self, url: str, token: str, http: requests.Session | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._http = http or requests.Session()
+
+    def request(self, method: str, path: str, *, timeout: float | None = 30.0, stream: bool = False,
+                **kwargs: Any) -> requests.Response:
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            resp = self._http.request(method, f"{self.url}{path}", headers=headers, stream=stream,
+                                      timeout=(CONNECT_TIMEOUT, timeout), **kwargs)
+        except requests.RequestException as exc:
+            raise MachineUnreachable(f"the session's machine is not reachable ({type(exc).__name__})") from None
+        if resp.status_code >= 400:
+            raise _as_api_error(resp)
+        return resp
+
+    def health(self) -> dict[str, Any]:
+        return self.request("GET", "/health", timeout=5).json()
+
+    def configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", "/configure", json=body, timeout=180).json()
+
+    def chat(self, message: str) -> Iterator[dict[str, Any]]:
+        """Yield the machine's events as they arrive; no read timeout, turns can be long."""
+        resp = self.request("POST", "/chat", json={"message": message}, stream=True, timeout=None,
+                            headers={"Accept": "text/event-stream"})
+        try:
+            yield from sse.parse(resp.iter_content(chunk_size=None))
+        except requests.RequestException as exc:
+            raise MachineUnreachable(f"the machine's event stream broke ({type(exc).__name__})") from None
+        finally:
+            resp.close()
+
+    def interrupt(self) -> bool:
+        return bool(self.request("POST", "/interrupt", timeout=35).json().get("interrupted"))
+
+
+def _as_api_error(resp: requests.Response) -> ApiError:
+    """Pass the machine's own error through when it is in our shape (it speaks wire.errors)."""
+    try:
+        error = resp.json()["error"]
+        return ApiError(str(error.get("message", "")), code=str(error.get("code", "machine_error")),
+                        status=resp.status_code if resp.status_code < 500 else 502, details=error.get("details") or {})
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return UpstreamError(f"the machine answered HTTP {resp.status_code}")
+    finally:
+        resp.close()

@@ -1,0 +1,31 @@
+"""Machine providers behind one interface (``base.Provider``)."""
+
+from __future__ import annotations
+
+from control.providers.base import Provider, ProviderError
+from control.settings import Settings
+
+
+def relay_url_for(settings: Settings) -> str:
+    return settings.relay_url or f"http://127.0.0.1:{settings.api_port}/relay"
+
+
+def make_provider(settings: Settings) -> Provider:
+    """Import lazily: a local install never needs the docker SDK to talk to an engine."""
+    if settings.container_provider == "local":
+        from control.providers.local import LocalProvider
+
+        return LocalProvider(settings.machines_dir, relay_url_for(settings), hidden_dirs=[settings.data_dir],
+                             allow_unsandboxed=settings.allow_unsandboxed, max_upload_mb=settings.max_upload_mb)
+    if settings.container_provider == "docker":
+        from control.providers.docker import DockerProvider
+
+        return DockerProvider(settings.agent_image, settings.api_port, relay_url=settings.relay_url or None)  # type: ignore[call-arg]
+    if settings.container_provider == "fly_machines":
+        from control.providers.fly import FlyProvider
+
+        return FlyProvider.from_settings(settings)  # type: ignore[attr-defined]
+    raise ProviderError(f"unknown provider {settings.container_provider}")
+
+
+__all__ = ["Provider", "ProviderError", "make_provider", "relay_url_for"]

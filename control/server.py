@@ -1,0 +1,51 @@
+"""Serve the control plane with gunicorn's gevent worker.
+
+One worker process on purpose: users' keys live only in this process's memory (§7), and
+greenlets hold thousands of idle SSE streams cheaply. Nothing heavy is imported here,
+because the worker monkey-patches before it loads the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from control.settings import Settings
+
+
+class ControlPlaneServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, binds: list[str]) -> None:
+        self.settings = settings
+        self.binds = binds
+        super().__init__()
+
+    def load_config(self) -> None:
+        options: dict[str, Any] = {
+            "bind": self.binds,
+            "workers": 1,
+            "worker_class": "gevent",
+            "worker_connections": 4000,
+            "timeout": 0,
+            "graceful_timeout": 10,
+            "keepalive": 75,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "info",
+            "worker_exit": _worker_exit,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from control.app import create_app
+
+        return create_app(self.settings)
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "agcluster" in getattr(app, "extensions", {}):
+        from control.app import shutdown
+
+        shutdown(app)

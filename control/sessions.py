@@ -1,0 +1,302 @@
+"""The session service: launch, authorise, chat, interrupt, delete, wake and reconcile.
+
+Routes stay thin; every rule about a session's life lives here, so the REST routes, the
+relay and start-up reconciliation all go through one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from control.config_schema import declared_mcp_keys
+from control.configs import ConfigCatalog
+from control.machine_client import MachineClient
+from control.providers.base import MachineSpec, Provider, ProviderError, ResourceLimits
+from control.secrets import KeyVault, TokenMinter, hash_key, key_matches
+from control.settings import Settings, parse_size_mb
+from control.store import SessionRow, Store
+from control.turns import TurnHub
+from wire.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, ValidationFailed
+from wire.events import make_event
+
+log = logging.getLogger(__name__)
+
+LIVE_STATES = ("starting", "ready", "running")
+
+
+class SessionService:
+    def __init__(self, settings: Settings, store: Store, provider: Provider, catalog: ConfigCatalog,
+                 vault: KeyVault, minter: TokenMinter) -> None:
+        self.settings = settings
+        self.store = store
+        self.provider = provider
+        self.catalog = catalog
+        self.vault = vault
+        self.minter = minter
+        self.hub = TurnHub(store, observer=self._observe)
+        self._wake_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        # MCP credentials are secrets: memory only, like the user's key.
+        self._mcp_env: dict[str, dict[str, dict[str, str]]] = {}
+
+    # launch ---------------------------------------------------------------------------
+    def launch(self, api_key: str, config_id: str | None, inline: dict[str, Any] | None,
+               mcp_env: dict[str, dict[str, str]]) -> SessionRow:
+        config = self.catalog.get(config_id) if config_id else self.catalog.validate(inline)
+        _check_mcp_env(config, mcp_env)
+        limits = self.resource_limits(config)
+        now = time.time()
+        session_id = str(uuid.uuid4())
+        salt, key_hash = hash_key(api_key)
+        row = SessionRow(
+            id=session_id, agent_id=f"agent-{uuid.uuid4().hex[:12]}", config_id=config["id"],
+            config_json=_json(config), provider=self.provider.name, machine_id=None, machine_url=None,
+            status="starting", status_detail="", key_salt=salt, key_hash=key_hash, claude_session_id=None,
+            created_at=now, last_active_at=now,
+        )
+        self.store.insert_session(row)
+        self.vault.put(session_id, api_key)
+        self._mcp_env[session_id] = mcp_env
+        try:
+            self._start_machine(row, limits)
+        except ApiError:
+            self._fail_launch(row)
+            raise
+        except ProviderError as exc:
+            self._fail_launch(row)
+            raise Unavailable(f"could not start a machine: {exc.message}", code="machine_start_failed") from None
+        return self.get(session_id)
+
+    def resource_limits(self, config: dict[str, Any]) -> ResourceLimits:
+        limits = config.get("resource_limits") or {}
+        cpu_quota = int(limits.get("cpu_quota") or self.settings.container_cpu_quota)
+        memory = parse_size_mb(limits["memory_limit"]) if limits.get("memory_limit") else self.settings.container_memory_limit_mb
+        storage = parse_size_mb(limits["storage_limit"]) if limits.get("storage_limit") else self.settings.container_storage_limit_mb
+        return ResourceLimits(cpus=cpu_quota / 100_000, memory_mb=memory, storage_mb=storage)
+
+    def _start_machine(self, row: SessionRow, limits: ResourceLimits | None = None) -> MachineClient:
+        """Start (or restart) the session's machine and configure it; resumes the conversation."""
+        spec = MachineSpec(
+            session_id=row.id, agent_id=row.agent_id, machine_token=self.minter.machine_token(row.id),
+            image=row.config.get("image") or None, resources=limits or self.resource_limits(row.config),
+            env={"AGCLUSTER_SESSION_ID": row.id},
+        )
+        machine = self.provider.start(spec)
+        self.store.update_session(row.id, machine_id=machine.machine_id, machine_url=machine.url, status="starting")
+        client = MachineClient(machine.url, spec.machine_token)
+        client.configure({
+            "session_id": row.id,
+            "config": row.config,
+            "relay_url": self.provider.relay_url(),
+            "relay_token": self.minter.relay_token(row.id),
+            "mcp_env": self._mcp_env.get(row.id, {}),
+            "resume": row.claude_session_id,
+        })
+        self.store.update_session(row.id, status="ready", status_detail="")
+        return client
+
+    def _fail_launch(self, row: SessionRow) -> None:
+        current = self.store.get_session(row.id)
+        if current and current.machine_id:
+            try:
+                self.provider.destroy(current.machine_id)
+            except ProviderError:
+                log.warning("could not remove the machine of failed launch %s", row.id)
+        self.vault.forget(row.id)
+        self._mcp_env.pop(row.id, None)
+        self.store.delete_session(row.id)
+
+    # access ---------------------------------------------------------------------------
+    def get(self, session_id: str) -> SessionRow:
+        row = self.store.get_session(session_id)
+        if row is None:
+            raise NotFound(f"no session {session_id!r}", details={"session_id": session_id})
+        return row
+
+    def authorize(self, session_id: str, api_key: str | None) -> SessionRow:
+        """The launch key, as Bearer, opens every route of its session and refreshes the relay."""
+        row = self.get(session_id)
+        if not api_key:
+            raise Unauthorized("send the session's API key as 'Authorization: Bearer <key>'")
+        if not key_matches(api_key, row.key_salt, row.key_hash):
+            raise Forbidden("that key does not open this session")
+        self.vault.put(session_id, api_key)
+        return row
+
+    def client(self, row: SessionRow) -> MachineClient:
+        if not row.machine_url:
+            raise Unavailable("the session has no running machine", code="machine_not_running")
+        return MachineClient(row.machine_url, self.minter.machine_token(row.id))
+
+    # turns ----------------------------------------------------------------------------
+    def chat(self, row: SessionRow, message: str) -> int:
+        if self.hub.is_running(row.id):
+            raise Conflict("a turn is already running for this session; interrupt it or wait", code="busy")
+        self.store.update_session(row.id, last_active_at=time.time())
+
+        def source() -> Iterator[dict[str, Any]]:
+            client = self.ensure_machine(row.id)
+            self.store.update_session(row.id, status="running")
+            yield from client.chat(message)
+
+        return self.hub.start_turn(row.id, message, source)
+
+    def ensure_machine(self, session_id: str) -> MachineClient:
+        """Wake a stopped or lost machine transparently; the CLI resumes the conversation."""
+        with self._wake_lock(session_id):
+            row = self.get(session_id)
+            machine = self.provider.inspect(row.machine_id) if row.machine_id else None
+            if machine is not None and machine.state == "started" and row.machine_url:
+                client = self.client(row)
+                try:
+                    if client.health().get("configured"):
+                        return client
+                except ApiError:
+                    pass
+            self.store.update_session(session_id, status="starting", status_detail="waking the machine")
+            try:
+                if machine is not None and machine.state in ("stopped", "suspended") and row.provider != "local":
+                    resumed = self.provider.resume(row.machine_id or "")
+                    self.store.update_session(session_id, machine_url=resumed.url)
+                    row = self.get(session_id)
+                    client = self.client(row)
+                    if client.health().get("configured"):
+                        self.store.update_session(session_id, status="ready", status_detail="")
+                        return client
+                return self._start_machine(row)
+            except ProviderError as exc:
+                self.store.update_session(session_id, status="failed", status_detail=exc.message)
+                raise Unavailable(f"could not wake the session's machine: {exc.message}", code="machine_start_failed") from None
+
+    def interrupt(self, row: SessionRow) -> bool:
+        if not self.hub.is_running(row.id):
+            return False
+        return self.client(row).interrupt()
+
+    def _observe(self, session_id: str, event: dict[str, Any]) -> None:
+        """Keep the session row in step with its events."""
+        kind = event["type"]
+        if kind == "result":
+            changes: dict[str, Any] = {"last_active_at": time.time()}
+            row = self.store.get_session(session_id)
+            if row is None:
+                return
+            changes["turns"] = row.turns + 1
+            if event.get("claude_session_id"):
+                changes["claude_session_id"] = event["claude_session_id"]
+            if event.get("total_cost_usd"):
+                changes["cost_usd"] = row.cost_usd + float(event["total_cost_usd"])
+            self.store.update_session(session_id, **changes)
+        elif kind == "error" and event.get("code") in ("machine_unreachable", "agent_failed"):
+            self.store.update_session(session_id, status="failed",
+                                      status_detail=f"{event.get('code')}: {event.get('message', '')}"[:500])
+        elif kind == "done":
+            row = self.store.get_session(session_id)
+            if row and row.status == "running":
+                self.store.update_session(session_id, status="ready")
+
+    # lifecycle ------------------------------------------------------------------------
+    def delete(self, row: SessionRow) -> None:
+        if row.machine_id:
+            try:
+                self.provider.destroy(row.machine_id)
+            except ProviderError as exc:
+                raise Unavailable(f"could not remove the machine: {exc.message}") from None
+        self.hub.forget(row.id)
+        self.vault.forget(row.id)
+        self._mcp_env.pop(row.id, None)
+        self.store.delete_session(row.id)
+
+    def reconcile(self) -> dict[str, int]:
+        """Make SQLite and the provider agree after a start or a crash: no ghosts, no orphans."""
+        known = {row.id: row for row in self.store.list_sessions()}
+        machines = {m.machine_id: m for m in self.provider.list_machines()}
+        orphans = 0
+        for machine in machines.values():
+            owner = machine.session_id or machine.machine_id
+            if owner not in known:
+                self.provider.destroy(machine.machine_id)
+                orphans += 1
+        marked = 0
+        for row in known.values():
+            machine = machines.get(row.machine_id or "")
+            if machine is None and row.machine_id:
+                machine = self.provider.inspect(row.machine_id)
+            if row.status in LIVE_STATES and (machine is None or machine.state != "started"):
+                self.store.update_session(row.id, status="stopped",
+                                          status_detail="machine not running after control-plane restart; "
+                                                        "the next chat wakes it")
+                marked += 1
+        return {"orphans_removed": orphans, "sessions_marked_stopped": marked}
+
+    def stop_idle(self) -> int:
+        """Stop machines idle past SESSION_IDLE_TIMEOUT; the next chat wakes them."""
+        cutoff = time.time() - self.settings.session_idle_timeout
+        stopped = 0
+        for row in self.store.list_sessions():
+            if row.status == "ready" and row.last_active_at < cutoff and not self.hub.is_running(row.id) and row.machine_id:
+                try:
+                    self.provider.suspend(row.machine_id)
+                except ProviderError:
+                    continue
+                self.store.update_session(row.id, status="stopped", status_detail="stopped after being idle")
+                stopped += 1
+        return stopped
+
+    def publish_control_event(self, session_id: str, type_: str, **fields: Any) -> None:
+        self.hub.publish(session_id, make_event(type_, session_id, **fields))
+
+    def close(self) -> None:
+        self.hub.close()
+
+    def _wake_lock(self, session_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._wake_locks.setdefault(session_id, threading.Lock())
+
+
+def _check_mcp_env(config: dict[str, Any], mcp_env: dict[str, dict[str, str]]) -> None:
+    servers = config.get("mcp_servers") or {}
+    errors: dict[str, Any] = {}
+    for server, values in mcp_env.items():
+        if server not in servers:
+            errors[server] = f"the config has no MCP server {server!r}"
+            continue
+        undeclared = sorted(set(values) - declared_mcp_keys(servers[server]))
+        if undeclared:
+            errors[server] = f"keys not declared by the server: {', '.join(undeclared)}"
+    if errors:
+        raise ValidationFailed("mcp_env does not match the config's MCP servers", details={"mcp_env": errors})
+
+
+def _json(config: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(config, separators=(",", ":"))
+
+
+def session_view(row: SessionRow, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The public shape of a session: never the key hash or salt."""
+    return {
+        "session_id": row.id,
+        "agent_id": row.agent_id,
+        "config_id": row.config_id,
+        "config_name": row.config.get("name"),
+        "provider": row.provider,
+        "machine_id": row.machine_id,
+        "status": row.status,
+        "status_detail": row.status_detail,
+        "created_at": row.created_at,
+        "last_active_at": row.last_active_at,
+        "turns": row.turns,
+        "usage": {
+            "input_tokens": row.input_tokens, "output_tokens": row.output_tokens,
+            "cache_read_tokens": row.cache_read_tokens, "cache_write_tokens": row.cache_write_tokens,
+            "cost_usd": round(row.cost_usd, 6),
+        },
+        "resources": usage,
+    }

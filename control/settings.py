@@ -1,0 +1,174 @@
+"""Every setting, read from the environment in one place and validated at start-up.
+
+A bad value stops start-up with a message naming the variable (``SettingsError``), so a
+typo never turns into a confusing failure an hour later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+PROVIDERS = ("local", "docker", "fly_machines")
+AUTH_MODES = ("none", "token")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    container_provider: str = "local"
+    database_path: Path = Path("./data/agcluster.db")
+    agent_image: str = "agcluster/agent:latest"
+    container_cpu_quota: int = 200_000
+    container_memory_limit_mb: int = 4096
+    container_storage_limit_mb: int = 10_240
+    session_cleanup_interval: int = 300
+    session_idle_timeout: int = 1800
+    fly_api_token: str = ""
+    fly_app_name: str = ""
+    fly_region: str = ""
+    machines_api_url: str = "https://api.machines.dev"
+    anthropic_base_url: str = "https://api.anthropic.com"
+    cors_origins: tuple[str, ...] = ()
+    max_upload_mb: int = 50
+    auth_mode: str = "none"
+    allow_public_bind: bool = False
+    allow_unsandboxed: bool = False
+    relay_url: str = ""
+    machines_dir: Path = Path("./data/machines")
+    demo: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.database_path.parent
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        return validate(replace(self, **changes))
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    reader = _Reader(env)
+    database_path = Path(reader.text("DATABASE_PATH", "./data/agcluster.db"))
+    settings = Settings(
+        api_host=reader.text("API_HOST", "127.0.0.1"),
+        api_port=reader.integer("API_PORT", 8000, 1, 65535),
+        container_provider=reader.choice("CONTAINER_PROVIDER", "local", PROVIDERS),
+        database_path=database_path,
+        agent_image=reader.text("AGENT_IMAGE", "agcluster/agent:latest"),
+        container_cpu_quota=reader.integer("CONTAINER_CPU_QUOTA", 200_000, 1_000, 6_400_000),
+        container_memory_limit_mb=reader.size_mb("CONTAINER_MEMORY_LIMIT", "4g"),
+        container_storage_limit_mb=reader.size_mb("CONTAINER_STORAGE_LIMIT", "10g"),
+        session_cleanup_interval=reader.integer("SESSION_CLEANUP_INTERVAL", 300, 1, 86_400),
+        session_idle_timeout=reader.integer("SESSION_IDLE_TIMEOUT", 1800, 1, 30 * 86_400),
+        fly_api_token=reader.text("FLY_API_TOKEN", ""),
+        fly_app_name=reader.text("FLY_APP_NAME", ""),
+        fly_region=reader.text("FLY_REGION", ""),
+        machines_api_url=reader.url("MACHINES_API_URL", "https://api.machines.dev"),
+        anthropic_base_url=reader.url("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        cors_origins=reader.origins("CORS_ORIGINS"),
+        max_upload_mb=reader.integer("MAX_UPLOAD_MB", 50, 1, 10_240),
+        auth_mode=reader.choice("AUTH_MODE", "none", AUTH_MODES),
+        allow_public_bind=reader.boolean("AGCLUSTER_ALLOW_PUBLIC_BIND", False),
+        allow_unsandboxed=reader.boolean("AGCLUSTER_ALLOW_UNSANDBOXED", False),
+        relay_url=reader.url("RELAY_URL", "", allow_empty=True),
+        machines_dir=Path(reader.text("MACHINES_DIR", str(database_path.parent / "machines"))),
+    )
+    return validate(settings)
+
+
+def validate(settings: Settings) -> Settings:
+    if settings.container_provider == "fly_machines":
+        for name, value in (("FLY_API_TOKEN", settings.fly_api_token), ("FLY_APP_NAME", settings.fly_app_name)):
+            if not value:
+                raise SettingsError(f"{name} is required when CONTAINER_PROVIDER=fly_machines")
+    if settings.auth_mode == "none" and not _is_loopback(settings.api_host) and not settings.allow_public_bind:
+        raise SettingsError(
+            f"API_HOST={settings.api_host} would expose an unauthenticated server (AUTH_MODE=none); "
+            "bind to 127.0.0.1, set AUTH_MODE=token, or set AGCLUSTER_ALLOW_PUBLIC_BIND=1 to accept the risk"
+        )
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str, default: str) -> str:
+        return self.env.get(name, default).strip() or default
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.env.get(name, "").strip() or default
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+    def size_mb(self, name: str, default: str) -> int:
+        raw = self.env.get(name, "").strip() or default
+        try:
+            return parse_size_mb(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a size such as 512m or 4g, got {raw!r}") from None
+
+    def url(self, name: str, default: str, allow_empty: bool = False) -> str:
+        value = self.env.get(name, "").strip() or default
+        if allow_empty and not value:
+            return ""
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        raw = self.env.get(name, "").strip()
+        origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+        for origin in origins:
+            if origin == "*" or not re.match(r"^https?://[^\s/]+$", origin):
+                raise SettingsError(f"{name} must list explicit origins like https://app.example.com, got {origin!r}")
+        return origins
+
+
+def parse_size_mb(raw: str) -> int:
+    """``"4g"`` → 4096; plain numbers are bytes, as Docker reads them."""
+    match = _SIZE.match(str(raw))
+    if not match:
+        raise ValueError(raw)
+    number, unit = float(match.group(1)), match.group(2).lower()
+    factor = {"": 1 / (1024 * 1024), "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}[unit]
+    return max(1, int(number * factor))

@@ -1,0 +1,221 @@
+"""SQLite: sessions, their event transcripts and custom configs.
+
+Nothing else in the process holds state that a restart would lose (the user's key is the
+deliberate exception: it lives in memory only, DESIGN.md §7). WAL mode lets readers stream
+transcripts while a turn is being written; migrations are forward-only and numbered.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: list[str] = [
+    # 1: sessions and transcripts
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        config_id TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        machine_id TEXT,
+        machine_url TEXT,
+        status TEXT NOT NULL,
+        status_detail TEXT NOT NULL DEFAULT '',
+        key_salt TEXT NOT NULL,
+        key_hash TEXT NOT NULL,
+        claude_session_id TEXT,
+        created_at REAL NOT NULL,
+        last_active_at REAL NOT NULL,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+        cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        turns INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE events (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        ts REAL NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE custom_configs (
+        id TEXT PRIMARY KEY,
+        owner TEXT,
+        config_json TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
+]
+
+SESSION_FIELDS = (
+    "id", "agent_id", "config_id", "config_json", "provider", "machine_id", "machine_url", "status",
+    "status_detail", "key_salt", "key_hash", "claude_session_id", "created_at", "last_active_at",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "turns",
+)
+
+
+@dataclass
+class SessionRow:
+    id: str
+    agent_id: str
+    config_id: str
+    config_json: str
+    provider: str
+    machine_id: str | None
+    machine_url: str | None
+    status: str
+    status_detail: str
+    key_salt: str
+    key_hash: str
+    claude_session_id: str | None
+    created_at: float
+    last_active_at: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    turns: int = 0
+    config: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = json.loads(self.config_json)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # sessions -------------------------------------------------------------------------
+    def insert_session(self, row: SessionRow) -> None:
+        values = [getattr(row, name) for name in SESSION_FIELDS]
+        with self._tx() as db:
+            db.execute(f"INSERT INTO sessions ({','.join(SESSION_FIELDS)}) VALUES ({','.join('?' * len(values))})",
+                       values)
+
+    def get_session(self, session_id: str) -> SessionRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return SessionRow(**dict(row)) if row else None
+
+    def list_sessions(self) -> list[SessionRow]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM sessions ORDER BY created_at DESC").fetchall()
+        return [SessionRow(**dict(r)) for r in rows]
+
+    def update_session(self, session_id: str, **changes: Any) -> None:
+        unknown = set(changes) - set(SESSION_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown session fields {unknown}")
+        assignments = ", ".join(f"{k} = ?" for k in changes)
+        with self._tx() as db:
+            db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?", [*changes.values(), session_id])
+
+    def add_usage(self, session_id: str, *, input_tokens: int = 0, output_tokens: int = 0,
+                  cache_read_tokens: int = 0, cache_write_tokens: int = 0, cost_usd: float = 0.0) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE sessions SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
+                "cache_read_tokens = cache_read_tokens + ?, cache_write_tokens = cache_write_tokens + ?, "
+                "cost_usd = cost_usd + ? WHERE id = ?",
+                (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, session_id),
+            )
+
+    def touch(self, session_id: str) -> None:
+        self.update_session(session_id, last_active_at=time.time())
+
+    def delete_session(self, session_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    # transcript -----------------------------------------------------------------------
+    def last_seq(self, session_id: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT MAX(seq) FROM events WHERE session_id = ?", (session_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def append_events(self, session_id: str, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO events (session_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?)",
+                [(session_id, e["seq"], e["type"], e["ts"], json.dumps(e, separators=(",", ":"))) for e in events],
+            )
+
+    def events_after(self, session_id: str, after: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (session_id, after, limit),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    # custom configs -------------------------------------------------------------------
+    def save_config(self, config_id: str, config: dict[str, Any], owner: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO custom_configs (id, owner, config_json, created_at) VALUES (?, ?, ?, ?)",
+                       (config_id, owner, json.dumps(config), time.time()))
+
+    def get_config(self, config_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT config_json FROM custom_configs WHERE id = ?", (config_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list_configs(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT config_json FROM custom_configs ORDER BY id").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def delete_config(self, config_id: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM custom_configs WHERE id = ?", (config_id,)).rowcount > 0

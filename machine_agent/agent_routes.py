@@ -1,0 +1,59 @@
+"""Health, configure, chat and interrupt: the agent half of the machine protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+from machine_agent.runner import AgentRunner
+from wire import sse
+from wire.errors import ValidationFailed
+
+agent_bp = Blueprint("agent", __name__)
+
+
+def _runner() -> AgentRunner:
+    return current_app.extensions["agent_runner"]
+
+
+def _json_object() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationFailed("the body must be a JSON object")
+    return body
+
+
+@agent_bp.get("/health")
+def health():  # type: ignore[no-untyped-def]
+    runner = _runner()
+    return jsonify(status="ok", configured=runner.configured, busy=runner.busy, session_id=runner.session_id,
+                   claude_session_id=runner.claude_session_id, effective_config=runner.effective)
+
+
+@agent_bp.post("/configure")
+def configure():  # type: ignore[no-untyped-def]
+    body = _json_object()
+    missing = [k for k in ("session_id", "config", "relay_url", "relay_token") if not body.get(k)]
+    if missing:
+        raise ValidationFailed("missing fields", details={k: "required" for k in missing})
+    effective = _runner().configure(
+        str(body["session_id"]), body["config"], str(body["relay_url"]), str(body["relay_token"]),
+        mcp_env=body.get("mcp_env") or {}, resume=body.get("resume"),
+    )
+    return jsonify(status="ready", effective_config=effective)
+
+
+@agent_bp.post("/chat")
+def chat():  # type: ignore[no-untyped-def]
+    message = _json_object().get("message")
+    if not isinstance(message, str) or not message.strip():
+        raise ValidationFailed("message must be a non-empty string", details={"message": "required"})
+    events = _runner().chat(message)
+    body = stream_with_context(sse.frame(event) for event in events)
+    return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@agent_bp.post("/interrupt")
+def interrupt():  # type: ignore[no-untyped-def]
+    return jsonify(interrupted=_runner().interrupt())

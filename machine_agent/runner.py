@@ -1,0 +1,154 @@
+"""One persistent ``ClaudeSDKClient`` per machine, driven from a private asyncio loop.
+
+The HTTP server is threaded; the SDK is asyncio. A single loop thread owns the client so
+its subprocess and streams never cross threads; HTTP handlers submit coroutines to it and
+read events from a queue. A turn runs to completion in the loop even if the HTTP reader
+goes away, so a reconnecting control plane loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from claude_agent_sdk import ClaudeSDKClient
+
+from machine_agent.convert import EventConverter
+from machine_agent.options import MachineContext, build_options, effective_summary
+from wire.errors import Conflict
+from wire.events import make_event
+
+_END = object()
+STDERR_LINES = 40
+
+
+class AgentRunner:
+    def __init__(self, workspace: str, home: str) -> None:
+        self.workspace = workspace
+        self.home = home
+        self.session_id = ""
+        self.effective: dict[str, Any] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sdk-loop", daemon=True)
+        self._thread.start()
+        self._client: ClaudeSDKClient | None = None
+        self._converter: EventConverter | None = None
+        self._turn_lock = threading.Lock()
+        self._configure_lock = threading.Lock()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._options: Any = None
+
+    @property
+    def configured(self) -> bool:
+        return self._client is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._turn_lock.locked()
+
+    @property
+    def claude_session_id(self) -> str | None:
+        return self._converter.claude_session_id if self._converter else None
+
+    def configure(self, session_id: str, config: dict[str, Any], relay_url: str, relay_token: str,
+                  mcp_env: dict[str, Any] | None = None, resume: str | None = None) -> dict[str, Any]:
+        """Start the CLI now, so the first chat does not pay its start-up."""
+        with self._configure_lock:
+            if self._client is not None:
+                if session_id == self.session_id:
+                    return self.effective
+                raise Conflict("this machine is already configured for another session")
+            ctx = MachineContext(self.workspace, self.home, relay_url, relay_token)
+            self._options = build_options(config, ctx, mcp_env=mcp_env, resume=resume, stderr=self._stderr.append)
+            client = ClaudeSDKClient(self._options)
+            self._submit(client.connect(), timeout=120)
+            self._client = client
+            self.session_id = session_id
+            self._converter = EventConverter(session_id)
+            self.effective = effective_summary(self._options)
+            return self.effective
+
+    def chat(self, message: str) -> Iterator[dict[str, Any]]:
+        """Start a turn and yield its events; raises Conflict while another turn runs."""
+        if self._client is None or self._converter is None:
+            raise Conflict("configure the machine before chatting", code="not_configured")
+        if not self._turn_lock.acquire(blocking=False):
+            raise Conflict("a turn is already running; interrupt it or wait", code="busy")
+        events: queue.Queue[Any] = queue.Queue()
+        events.put(make_event("user", self.session_id, text=message))
+        asyncio.run_coroutine_threadsafe(self._run_turn(message, events), self._loop)
+        return _drain(events)
+
+    def interrupt(self) -> bool:
+        if self._client is None or not self.busy:
+            return False
+        self._submit(self._client.interrupt(), timeout=30)
+        return True
+
+    def shutdown(self) -> None:
+        if self._client is not None:
+            try:
+                self._submit(self._client.disconnect(), timeout=10)
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _run_turn(self, message: str, events: queue.Queue[Any]) -> None:
+        assert self._client is not None and self._converter is not None
+        started = time.monotonic()
+        got_result = False
+        try:
+            await self._client.query(message)
+            async for sdk_message in self._client.receive_response():
+                for event in self._converter.convert(sdk_message):
+                    got_result = got_result or event["type"] == "result"
+                    events.put(event)
+        except Exception as exc:  # noqa: BLE001 - any CLI failure becomes an event
+            detail = "\n".join(self._stderr) or str(exc)
+            events.put(make_event("error", self.session_id, code="agent_failed",
+                                  message=f"{type(exc).__name__}: {exc}", stderr=detail[-4000:]))
+            await self._reset_client()
+        finally:
+            if not got_result:
+                events.put(make_event("result", self.session_id, subtype="error_during_execution", is_error=True,
+                                      num_turns=0, duration_ms=int((time.monotonic() - started) * 1000),
+                                      total_cost_usd=None, usage={}))
+            events.put(make_event("done", self.session_id))
+            events.put(_END)
+            self._turn_lock.release()
+
+    async def _reset_client(self) -> None:
+        """After the CLI died, start a fresh one that resumes the same conversation."""
+        old = self._client
+        try:
+            if old is not None:
+                await old.disconnect()
+        except Exception:  # noqa: BLE001
+            pass
+        if self._options is None:
+            return
+        from dataclasses import replace
+
+        resume = self.claude_session_id or self._options.resume
+        client = ClaudeSDKClient(replace(self._options, resume=resume))
+        try:
+            await client.connect()
+            self._client = client
+        except Exception:  # noqa: BLE001 - the next chat will report it again
+            self._client = client
+
+    def _submit(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+
+def _drain(events: queue.Queue[Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        item = events.get()
+        if item is _END:
+            return
+        yield item
