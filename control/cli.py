@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -64,9 +65,8 @@ def serve(settings: Settings) -> None:
 def _preflight(settings: Settings) -> None:
     """Fail before binding, with a message that says what to do."""
     if settings.container_provider == "local":
-        from control.providers.local import bwrap_path
-
-        if bwrap_path() is None and not settings.allow_unsandboxed:
+        # shutil, not the provider module: nothing may import requests before gevent patches.
+        if shutil.which("bwrap") is None and not settings.allow_unsandboxed:
             sys.exit("agcluster: bubblewrap (bwrap) is required to sandbox local agents.\n"
                      "  Install it:  sudo apt-get install bubblewrap   (Fedora: sudo dnf install bubblewrap)\n"
                      "  or run unsandboxed (agents can read your files): AGCLUSTER_ALLOW_UNSANDBOXED=1")
