@@ -1,0 +1,84 @@
+"""The turn hub: numbering, transcript, and followers that reconnect without gaps."""
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from control.store import Store
+from control.turns import TurnHub
+from wire.errors import Conflict
+from wire.events import make_event
+
+
+@pytest.fixture()
+def hub(tmp_path: Path) -> TurnHub:
+    return TurnHub(Store(tmp_path / "db.sqlite"))
+
+
+def scripted(gate: threading.Event, n: int):
+    def source():
+        yield make_event("user", "s", text="hi")
+        for i in range(n):
+            if i == n // 2:
+                gate.wait(10)
+            yield make_event("text_delta", "s", text=str(i))
+        yield make_event("done", "s")
+    return source
+
+
+def test_follower_sees_every_event_once_in_order(hub: TurnHub) -> None:
+    gate = threading.Event()
+    start = hub.start_turn("s", "hi", scripted(gate, 10))
+    stream = hub.follow("s", start)
+    first = [next(stream) for _ in range(3)]
+    gate.set()
+    rest = [e for e in stream if e is not None]
+    seqs = [e["seq"] for e in first + rest]
+    assert seqs == list(range(1, 13)) and rest[-1]["type"] == "done"
+
+
+def test_reconnect_mid_turn_resumes_without_gap(hub: TurnHub) -> None:
+    gate = threading.Event()
+    start = hub.start_turn("s", "hi", scripted(gate, 10))
+    stream = hub.follow("s", start)
+    seen = [next(stream) for _ in range(4)]
+    stream.close()  # the client goes away; the turn keeps running
+    resumed = hub.follow("s", seen[-1]["seq"])
+    gate.set()
+    rest = [e for e in resumed if e is not None]
+    assert [e["seq"] for e in seen + rest] == list(range(1, 13))
+
+
+def test_second_turn_while_running_conflicts_and_seq_continues(hub: TurnHub) -> None:
+    gate = threading.Event()
+    start = hub.start_turn("s", "hi", scripted(gate, 4))
+    with pytest.raises(Conflict):
+        hub.start_turn("s", "again", scripted(gate, 2))
+    gate.set()
+    assert [e for e in hub.follow("s", start) if e][-1]["type"] == "done"
+    start2 = hub.start_turn("s", "again", scripted(threading.Event(), 0))
+    events = [e for e in hub.follow("s", start2) if e]
+    assert events[0]["seq"] == 7 and events[-1]["type"] == "done"
+
+
+def test_failing_source_still_ends_with_error_and_done(hub: TurnHub) -> None:
+    def broken():
+        yield make_event("user", "s", text="x")
+        raise RuntimeError("machine vanished")
+
+    events = [e for e in hub.follow("s", hub.start_turn("s", "x", broken)) if e]
+    assert [e["type"] for e in events] == ["user", "error", "done"]
+    assert "machine vanished" in events[1]["message"]
+
+
+def test_transcript_survives_a_new_hub(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    hub = TurnHub(store)
+    events = [e for e in hub.follow("s", hub.start_turn("s", "hi", scripted(threading.Event(), 0))) if e]
+    hub.close()
+    again = TurnHub(Store(tmp_path / "db.sqlite"))
+    assert [e["seq"] for e in again.store.events_after("s", 0)] == [e["seq"] for e in events]
+    assert again.follow("s", 0, until_done=True) is not None
+    replay = [e for e in again.follow("s", 0) if e]
+    assert replay == events
