@@ -224,6 +224,7 @@ class SessionService:
                 orphans += 1
         marked = 0
         for row in known.values():
+            self._close_dangling_turn(row.id)
             machine = machines.get(row.machine_id or "")
             if machine is None and row.machine_id:
                 machine = self.provider.inspect(row.machine_id)
@@ -233,6 +234,15 @@ class SessionService:
                                                         "the next chat wakes it")
                 marked += 1
         return {"orphans_removed": orphans, "sessions_marked_stopped": marked}
+
+    def _close_dangling_turn(self, session_id: str) -> None:
+        """A turn cut off by a crash gets its error and ``done``, so followers never hang."""
+        last = self.store.events_after(session_id, max(0, self.store.last_seq(session_id) - 1))
+        if last and last[-1]["type"] != "done":
+            self.hub.publish(session_id, make_event("error", session_id, code="turn_interrupted",
+                                                    message="the control plane restarted during this turn"))
+            self.hub.publish(session_id, make_event("done", session_id))
+            self.hub.flush(session_id)
 
     def stop_idle(self) -> int:
         """Stop machines idle past SESSION_IDLE_TIMEOUT; the next chat wakes them."""

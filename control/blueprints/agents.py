@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from control.context import authorized_session, ctx
+from control.export import export_json, export_markdown
 from control.schemas import ChatSchema, LaunchSchema, load_body
 from control.sessions import session_view
 from wire import sse
@@ -81,6 +82,23 @@ def events(session_id: str):  # type: ignore[no-untyped-def]
     ctx().sessions.hub.flush(row.id)
     items = ctx().store.events_after(row.id, after, limit=_int_arg("limit", 5000))
     return jsonify(session_id=row.id, events=items, last_seq=items[-1]["seq"] if items else after)
+
+
+@agents_bp.get("/sessions/<session_id>/export")
+def export(session_id: str):  # type: ignore[no-untyped-def]
+    row = authorized_session(session_id)
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "markdown"):
+        raise ValidationFailed("format must be json or markdown", details={"format": fmt[:40]})
+    ctx().sessions.hub.flush(row.id)
+    events = ctx().store.events_after(row.id, 0, limit=1_000_000)
+    name = f"agcluster-{row.id[:8]}"
+    if fmt == "markdown":
+        return Response(export_markdown(row, events), mimetype="text/markdown",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.md"'})
+    resp = jsonify(export_json(row, events))
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}.json"'
+    return resp
 
 
 def _stream(events: Iterator[dict[str, Any] | None]) -> Response:
