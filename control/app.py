@@ -13,6 +13,7 @@ from control.blueprints.agents import agents_bp
 from control.blueprints.configs import configs_bp
 from control.blueprints.files import files_bp
 from control.blueprints.health import health_bp
+from control.blueprints.live import live_bp, sock
 from control.configs import ConfigCatalog
 from control.context import AgCluster
 from control.providers import make_provider
@@ -46,8 +47,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
 
     errors.install(app)
     web.install(app, settings.cors_origins)
-    for blueprint in (health_bp, configs_bp, agents_bp, files_bp, relay_bp, web.ui_bp):
+    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, relay_bp, web.ui_bp):
         app.register_blueprint(blueprint)
+    sock.init_app(app)
 
     report = sessions.reconcile()
     if any(report.values()):

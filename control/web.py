@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, request, send_from_directory
+from flask import Blueprint, Flask, Response, jsonify, request, send_from_directory
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static_ui"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -17,6 +17,18 @@ ui_bp = Blueprint("ui", __name__)
 @ui_bp.get("/")
 def index():  # type: ignore[no-untyped-def]
     return send_from_directory(STATIC_DIR, "index.html")
+
+
+@ui_bp.get("/ui/meta.json")
+def meta():  # type: ignore[no-untyped-def]
+    """What the dashboard needs to know up front: schema choices and the upload limit."""
+    from control.config_schema import KNOWN_TOOLS, PERMISSION_MODES, SETTING_SOURCES
+    from control.context import ctx
+
+    settings = ctx().settings
+    return jsonify(known_tools=sorted(KNOWN_TOOLS), permission_modes=list(PERMISSION_MODES),
+                   setting_sources=list(SETTING_SOURCES), max_upload_mb=settings.max_upload_mb,
+                   provider=settings.container_provider, demo=settings.demo)
 
 
 @ui_bp.get("/ui/<path:path>")

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
-from machine_agent.runner import AgentRunner
+from machine_agent.runner import DECISIONS, AgentRunner
 from wire import sse
 from wire.errors import ValidationFailed
 
@@ -57,3 +57,13 @@ def chat():  # type: ignore[no-untyped-def]
 @agent_bp.post("/interrupt")
 def interrupt():  # type: ignore[no-untyped-def]
     return jsonify(interrupted=_runner().interrupt())
+
+
+@agent_bp.post("/permissions/<request_id>")
+def permission(request_id: str):  # type: ignore[no-untyped-def]
+    body = _json_object()
+    decision, message = body.get("decision"), body.get("message") or ""
+    if decision not in DECISIONS or not isinstance(message, str):
+        raise ValidationFailed("decision must be allow, allow_session or deny", details={"decision": str(decision)[:40]})
+    _runner().answer_permission(request_id, decision, message)
+    return jsonify(request_id=request_id, decision=decision)

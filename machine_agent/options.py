@@ -31,10 +31,13 @@ def build_options(config: dict[str, Any], ctx: MachineContext, *, mcp_env: dict[
     builtin = [t for t in allowed if not t.startswith("mcp__")]
     tools = _expand_tools(builtin)
     mcp_servers = _mcp_servers(config.get("mcp_servers") or {}, mcp_env or {})
-    auto_allowed = list(dict.fromkeys(tools + [t for t in allowed if t.startswith("mcp__")]))
+    # In "default" mode nothing is pre-approved beyond the CLI's own read-only rules, so
+    # every other call reaches can_use_tool and becomes a permission_request for the user.
+    asks_user = config.get("permission_mode") == "default"
+    auto_allowed = [] if asks_user else list(dict.fromkeys(tools + [t for t in allowed if t.startswith("mcp__")]))
     if mcp_servers:
         tools += MCP_AUTO_ALLOWED
-        auto_allowed += MCP_AUTO_ALLOWED + [f"mcp__{name}" for name in mcp_servers]
+        auto_allowed += MCP_AUTO_ALLOWED + ([] if asks_user else [f"mcp__{name}" for name in mcp_servers])
     env = {k: str(v) for k, v in (config.get("env") or {}).items()}
     env.update({
         "ANTHROPIC_BASE_URL": ctx.relay_url,

@@ -13,18 +13,28 @@ import collections
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from claude_agent_sdk import ClaudeSDKClient
+from claude_agent_sdk import (
+    ClaudeSDKClient,
+    PermissionResultAllow,
+    PermissionResultDeny,
+    PermissionUpdate,
+    ToolPermissionContext,
+)
+from claude_agent_sdk.types import PermissionRuleValue
 
 from machine_agent.convert import EventConverter
 from machine_agent.options import MachineContext, build_options, effective_summary
-from wire.errors import Conflict
+from wire.errors import Conflict, NotFound
 from wire.events import make_event
 
 _END = object()
 STDERR_LINES = 40
+PERMISSION_TIMEOUT = 300.0
+DECISIONS = ("allow", "allow_session", "deny")
 
 
 class AgentRunner:
@@ -42,6 +52,8 @@ class AgentRunner:
         self._configure_lock = threading.Lock()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._options: Any = None
+        self._events: queue.Queue[Any] | None = None
+        self._permission_waiters: dict[str, asyncio.Future[tuple[str, str]]] = {}
 
     @property
     def configured(self) -> bool:
@@ -64,7 +76,9 @@ class AgentRunner:
                     return self.effective
                 raise Conflict("this machine is already configured for another session")
             ctx = MachineContext(self.workspace, self.home, relay_url, relay_token)
-            self._options = build_options(config, ctx, mcp_env=mcp_env, resume=resume, stderr=self._stderr.append)
+            asks = config.get("permission_mode") == "default"
+            self._options = build_options(config, ctx, mcp_env=mcp_env, resume=resume, stderr=self._stderr.append,
+                                          can_use_tool=self._can_use_tool if asks else None)
             client = ClaudeSDKClient(self._options)
             self._submit(client.connect(), timeout=120)
             self._client = client
@@ -80,6 +94,7 @@ class AgentRunner:
         if not self._turn_lock.acquire(blocking=False):
             raise Conflict("a turn is already running; interrupt it or wait", code="busy")
         events: queue.Queue[Any] = queue.Queue()
+        self._events = events
         events.put(make_event("user", self.session_id, text=message))
         asyncio.run_coroutine_threadsafe(self._run_turn(message, events), self._loop)
         return _drain(events)
@@ -89,6 +104,34 @@ class AgentRunner:
             return False
         self._submit(self._client.interrupt(), timeout=30)
         return True
+
+    def answer_permission(self, request_id: str, decision: str, message: str = "") -> None:
+        future = self._permission_waiters.get(request_id)
+        if future is None:
+            raise NotFound(f"no pending permission request {request_id!r}")
+        self._loop.call_soon_threadsafe(lambda: future.done() or future.set_result((decision, message)))
+
+    async def _can_use_tool(self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext) -> Any:
+        """Ask the user through the event stream; silence past the timeout is a denial."""
+        request_id = f"perm_{uuid.uuid4().hex[:16]}"
+        future: asyncio.Future[tuple[str, str]] = self._loop.create_future()
+        self._permission_waiters[request_id] = future
+        if self._events is not None:
+            self._events.put(make_event("permission_request", self.session_id, request_id=request_id,
+                                        tool_name=tool_name, input=tool_input, tool_use_id=context.tool_use_id))
+        try:
+            decision, message = await asyncio.wait_for(future, PERMISSION_TIMEOUT)
+        except asyncio.TimeoutError:
+            decision, message = "deny", "No answer from the user in time; the tool call was denied."
+        finally:
+            self._permission_waiters.pop(request_id, None)
+        if decision == "allow":
+            return PermissionResultAllow()
+        if decision == "allow_session":
+            rule = PermissionUpdate(type="addRules", rules=[PermissionRuleValue(tool_name=tool_name)],
+                                    behavior="allow", destination="session")
+            return PermissionResultAllow(updated_permissions=[rule])
+        return PermissionResultDeny(message=message or "The user denied this tool call.")
 
     def shutdown(self) -> None:
         if self._client is not None:
