@@ -18,6 +18,7 @@ from control.configs import ConfigCatalog
 from control.context import AgCluster
 from control.providers import make_provider
 from control.providers.base import Provider
+from control.pool import WarmPool
 from control.relay import relay_bp
 from control.secrets import KeyVault, TokenMinter, install_redaction, load_server_secret
 from control.sessions import SessionService
@@ -39,7 +40,8 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     provider = provider or make_provider(settings)
     vault = KeyVault()
     minter = TokenMinter(load_server_secret(settings.data_dir))
-    sessions = SessionService(settings, store, provider, catalog, vault, minter)
+    pool = WarmPool(provider, minter, settings.warm_pool_size)
+    sessions = SessionService(settings, store, provider, catalog, vault, minter, pool)
     relay_http = requests.Session()
     relay_http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
     relay_http.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
@@ -54,6 +56,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     report = sessions.reconcile()
     if any(report.values()):
         log.info("reconciled sessions with %s: %s", provider.name, report)
+    default = catalog.presets.get("code-assistant")
+    if default is not None:
+        pool.warm(default.get("image") or None, sessions.resource_limits(default))
     _start_janitor(sessions, settings.session_cleanup_interval)
     return app
 

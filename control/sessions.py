@@ -16,6 +16,7 @@ from typing import Any
 from control.config_schema import declared_mcp_keys
 from control.configs import ConfigCatalog
 from control.machine_client import MachineClient
+from control.pool import WarmPool
 from control.providers.base import MachineSpec, Provider, ProviderError, ResourceLimits
 from control.secrets import KeyVault, TokenMinter, hash_key, key_matches
 from control.settings import Settings, parse_size_mb
@@ -31,8 +32,9 @@ LIVE_STATES = ("starting", "ready", "running")
 
 class SessionService:
     def __init__(self, settings: Settings, store: Store, provider: Provider, catalog: ConfigCatalog,
-                 vault: KeyVault, minter: TokenMinter) -> None:
+                 vault: KeyVault, minter: TokenMinter, pool: WarmPool | None = None) -> None:
         self.settings = settings
+        self.pool = pool or WarmPool(provider, minter, 0)
         self.store = store
         self.provider = provider
         self.catalog = catalog
@@ -57,13 +59,19 @@ class SessionService:
             id=session_id, agent_id=f"agent-{uuid.uuid4().hex[:12]}", config_id=config["id"],
             config_json=_json(config), provider=self.provider.name, machine_id=None, machine_url=None,
             status="starting", status_detail="", key_salt=salt, key_hash=key_hash, claude_session_id=None,
-            created_at=now, last_active_at=now,
+            created_at=now, last_active_at=now, machine_key=session_id,
         )
         self.store.insert_session(row)
         self.vault.put(session_id, api_key)
         self._mcp_env[session_id] = mcp_env
         try:
-            self._start_machine(row, limits)
+            pooled = self.pool.claim(config.get("image") or None, limits)
+            if pooled is not None:
+                self.store.update_session(session_id, machine_key=pooled.machine_key,
+                                          machine_id=pooled.machine.machine_id, machine_url=pooled.machine.url)
+                self._configure(self.get(session_id), MachineClient(pooled.machine.url, pooled.spec.machine_token))
+            else:
+                self._start_machine(row, limits)
         except ApiError:
             self._fail_launch(row)
             raise
@@ -81,14 +89,19 @@ class SessionService:
 
     def _start_machine(self, row: SessionRow, limits: ResourceLimits | None = None) -> MachineClient:
         """Start (or restart) the session's machine and configure it; resumes the conversation."""
+        # Providers name a machine's storage after spec.session_id: the machine key keeps a
+        # woken machine on the same workspace, including one first claimed from the pool.
         spec = MachineSpec(
-            session_id=row.id, agent_id=row.agent_id, machine_token=self.minter.machine_token(row.id),
+            session_id=row.machine_key, agent_id=row.agent_id, machine_token=self.minter.machine_token(row.machine_key),
             image=row.config.get("image") or None, resources=limits or self.resource_limits(row.config),
-            env={"AGCLUSTER_SESSION_ID": row.id},
         )
         machine = self.provider.start(spec)
         self.store.update_session(row.id, machine_id=machine.machine_id, machine_url=machine.url, status="starting")
         client = MachineClient(machine.url, spec.machine_token)
+        self._configure(row, client)
+        return client
+
+    def _configure(self, row: SessionRow, client: MachineClient) -> None:
         client.configure({
             "session_id": row.id,
             "config": row.config,
@@ -98,7 +111,6 @@ class SessionService:
             "resume": row.claude_session_id,
         })
         self.store.update_session(row.id, status="ready", status_detail="")
-        return client
 
     def _fail_launch(self, row: SessionRow) -> None:
         current = self.store.get_session(row.id)
@@ -131,7 +143,7 @@ class SessionService:
     def client(self, row: SessionRow) -> MachineClient:
         if not row.machine_url:
             raise Unavailable("the session has no running machine", code="machine_not_running")
-        return MachineClient(row.machine_url, self.minter.machine_token(row.id))
+        return MachineClient(row.machine_url, self.minter.machine_token(row.machine_key))
 
     # turns ----------------------------------------------------------------------------
     def chat(self, row: SessionRow, message: str) -> int:
@@ -216,10 +228,10 @@ class SessionService:
         """Make SQLite and the provider agree after a start or a crash: no ghosts, no orphans."""
         known = {row.id: row for row in self.store.list_sessions()}
         machines = {m.machine_id: m for m in self.provider.list_machines()}
+        owned = {row.machine_key for row in known.values()} | {row.machine_id for row in known.values() if row.machine_id}
         orphans = 0
         for machine in machines.values():
-            owner = machine.session_id or machine.machine_id
-            if owner not in known:
+            if machine.machine_id not in owned and (machine.session_id or "") not in owned:
                 self.provider.destroy(machine.machine_id)
                 orphans += 1
         marked = 0
@@ -262,6 +274,7 @@ class SessionService:
         self.hub.publish(session_id, make_event(type_, session_id, **fields))
 
     def close(self) -> None:
+        self.pool.close()
         self.hub.close()
 
     def _wake_lock(self, session_id: str) -> threading.Lock:

@@ -47,6 +47,7 @@ class Settings:
     relay_url: str = ""
     machines_dir: Path = Path("./data/machines")
     demo: bool = False
+    warm_pool_size: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -84,6 +85,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         allow_unsandboxed=reader.boolean("AGCLUSTER_ALLOW_UNSANDBOXED", False),
         relay_url=reader.url("RELAY_URL", "", allow_empty=True),
         machines_dir=Path(reader.text("MACHINES_DIR", str(database_path.parent / "machines"))),
+        warm_pool_size=reader.integer("WARM_POOL_SIZE", 0, 0, 50),
     )
     return validate(settings)
 

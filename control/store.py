@@ -57,12 +57,18 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # 2: machines are named by a key of their own, so a warm-pool machine (started before
+    # its session existed) keeps its name, storage and token when a session claims it.
+    """
+    ALTER TABLE sessions ADD COLUMN machine_key TEXT NOT NULL DEFAULT '';
+    UPDATE sessions SET machine_key = id WHERE machine_key = ''
+    """,
 ]
 
 SESSION_FIELDS = (
     "id", "agent_id", "config_id", "config_json", "provider", "machine_id", "machine_url", "status",
     "status_detail", "key_salt", "key_hash", "claude_session_id", "created_at", "last_active_at",
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "turns",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "turns", "machine_key",
 )
 
 
@@ -88,10 +94,12 @@ class SessionRow:
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
     turns: int = 0
+    machine_key: str = ""
     config: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.config = json.loads(self.config_json)
+        self.machine_key = self.machine_key or self.id
 
 
 class Store:

@@ -14,7 +14,8 @@ health_bp = Blueprint("health", __name__)
 def health():  # type: ignore[no-untyped-def]
     app = ctx()
     return jsonify(status="healthy", provider=app.provider.name, auth_mode=app.settings.auth_mode,
-                   demo=app.settings.demo, version="0.1.0")
+                   demo=app.settings.demo, version="0.1.0",
+                   warm_pool={"size": app.settings.warm_pool_size, "ready": app.sessions.pool.ready_count()})
 
 
 @health_bp.get("/openapi.json")

@@ -92,9 +92,11 @@ class LocalProvider(Provider):
         return Machine(machine_id, f"http://127.0.0.1:{proc.port}", state, proc.session_id)
 
     def list_machines(self) -> list[Machine]:
+        """Running machines and stopped ones whose storage is still on disk."""
         with self._lock:
-            ids = list(self._procs)
-        return [m for m in (self.inspect(i) for i in ids) if m is not None]
+            ids = set(self._procs)
+        ids |= {d.name for d in self.machines_dir.iterdir() if d.is_dir()}
+        return [m for m in (self.inspect(i) for i in sorted(ids)) if m is not None]
 
     def relay_url(self) -> str:
         return self._relay_url
@@ -141,41 +143,8 @@ class LocalProvider(Provider):
         return Machine(session_id, url, "started", session_id)
 
     def _command(self, machine_dir: Path, port: int, token: str, extra_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            MACHINE_TOKEN_ENV: token,
-            "MAX_UPLOAD_MB": str(self.max_upload_mb),
-            **extra_env,
-        }
-        agent = [sys.executable, "-m", "machine_agent", "--host", "127.0.0.1", "--port", str(port)]
-        if self.bwrap is None:
-            env["HOME"] = str(machine_dir / "home")
-            return agent + ["--workspace", str(machine_dir / "workspace")], env
-        env["HOME"] = "/home/agent"
-        argv = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-user", "--uid", str(SANDBOX_UID),
-                "--gid", str(SANDBOX_UID), "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--hostname", "agcluster-machine"]
-        for system_dir in ("/usr", "/etc", "/opt"):
-            if Path(system_dir).is_dir():
-                argv += ["--ro-bind", system_dir, system_dir]
-        for link in ("/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"):
-            target = Path(link)
-            if target.is_symlink():
-                argv += ["--symlink", os.readlink(link), link]
-            elif target.is_dir():
-                argv += ["--ro-bind", link, link]
-        for python_dir in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), SOURCE_ROOT}:
-            argv += ["--ro-bind", str(python_dir), str(python_dir)]
-        for hidden in self.hidden_dirs:
-            if any(hidden.is_relative_to(p) for p in (SOURCE_ROOT, Path(sys.prefix).resolve(), Path("/opt"))):
-                argv += ["--tmpfs", str(hidden)]
-        argv += ["--bind", str(machine_dir / "workspace"), "/workspace",
-                 "--bind", str(machine_dir / "home"), "/home/agent",
-                 "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--chdir", "/workspace", "--clearenv"]
-        for key, value in env.items():
-            argv += ["--setenv", key, value]
-        return argv + ["--"] + agent + ["--workspace", "/workspace"], {}
+        return sandbox_command(machine_dir, "127.0.0.1", port, token, extra_env, bwrap=self.bwrap,
+                               hidden_dirs=self.hidden_dirs, max_upload_mb=self.max_upload_mb)
 
     def _kill(self, machine_id: str) -> None:
         with self._lock:
@@ -189,6 +158,52 @@ class LocalProvider(Provider):
                 pass
             proc.popen.wait(timeout=10)
         proc.log.close()
+
+
+def sandbox_command(machine_dir: Path, host: str, port: int, token: str, extra_env: dict[str, str], *,
+                    bwrap: str | None, hidden_dirs: list[Path], max_upload_mb: int = 50) -> tuple[list[str], dict[str, str]]:
+    """The argv (and environment) that runs one machine agent in its bubblewrap sandbox.
+
+    Shared with ``stubs.fly``'s process backend so the Fly stand-in runs agents exactly as
+    the embedded provider does; only the bind address differs. ``machine_dir`` holds the
+    ``workspace`` and ``home`` directories. With ``bwrap=None`` the agent runs unsandboxed
+    and the returned environment is the one to start it with.
+    """
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        MACHINE_TOKEN_ENV: token,
+        "MAX_UPLOAD_MB": str(max_upload_mb),
+        **extra_env,
+    }
+    agent = [sys.executable, "-m", "machine_agent", "--host", host, "--port", str(port)]
+    if bwrap is None:
+        env["HOME"] = str(machine_dir / "home")
+        return agent + ["--workspace", str(machine_dir / "workspace")], env
+    env["HOME"] = "/home/agent"
+    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-user", "--uid", str(SANDBOX_UID),
+            "--gid", str(SANDBOX_UID), "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--hostname", "agcluster-machine"]
+    for system_dir in ("/usr", "/etc", "/opt"):
+        if Path(system_dir).is_dir():
+            argv += ["--ro-bind", system_dir, system_dir]
+    for link in ("/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"):
+        target = Path(link)
+        if target.is_symlink():
+            argv += ["--symlink", os.readlink(link), link]
+        elif target.is_dir():
+            argv += ["--ro-bind", link, link]
+    for python_dir in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), SOURCE_ROOT}:
+        argv += ["--ro-bind", str(python_dir), str(python_dir)]
+    for hidden in hidden_dirs:
+        if any(hidden.is_relative_to(p) for p in (SOURCE_ROOT, Path(sys.prefix).resolve(), Path("/opt"))):
+            argv += ["--tmpfs", str(hidden)]
+    argv += ["--bind", str(machine_dir / "workspace"), "/workspace",
+             "--bind", str(machine_dir / "home"), "/home/agent",
+             "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--chdir", "/workspace", "--clearenv"]
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    return argv + ["--"] + agent + ["--workspace", "/workspace"], {}
 
 
 def _free_port() -> int:
