@@ -1,0 +1,30 @@
+"""Idle machines are stopped; the next chat wakes a fresh one that resumes the conversation."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from stubs.anthropic import StubAnthropic
+from tests.e2e.test_recovery import machine_processes
+from tests.e2e.test_warm_pool import wait_for
+from tests.support import ControlPlane
+
+
+def test_idle_stop_then_wake_on_a_fresh_machine(tmp_path: Path, model: StubAnthropic) -> None:
+    cp = ControlPlane(tmp_path / "cp", {"ANTHROPIC_BASE_URL": model.url, "SESSION_IDLE_TIMEOUT": "1",
+                                        "SESSION_CLEANUP_INTERVAL": "1"}).start()
+    key = "sk-ant-api03-" + secrets.token_hex(20)
+    try:
+        sid = cp.launch(key)["session_id"]
+        cp.chat_events(sid, key, "run: echo idle-marker > kept.txt")
+        wait_for(lambda: cp.get(f"/api/agents/sessions/{sid}", key).json()["status"] == "stopped")
+        workspace = cp.data_dir / "machines" / sid / "workspace"
+        assert machine_processes(str(workspace)) == []
+        model.reset()
+        events = cp.chat_events(sid, key, "run: cat kept.txt")
+        assert "idle-marker" in next(e for e in events if e["type"] == "tool_result")["output"]
+        history = str(model.requests()[-1]["body"]["messages"])
+        assert "echo idle-marker" in history, "the woken machine must resume the earlier conversation"
+    finally:
+        cp.stop()
