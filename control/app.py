@@ -14,11 +14,15 @@ from control.blueprints.configs import configs_bp
 from control.blueprints.files import files_bp
 from control.blueprints.health import health_bp
 from control.blueprints.live import live_bp, sock
+from control.accounts import Accounts
+from control.auth import require_token_for_api
+from control.blueprints.account import account_bp
 from control.configs import ConfigCatalog
 from control.context import AgCluster
 from control.providers import make_provider
 from control.providers.base import Provider
 from control.pool import WarmPool
+from control.quotas import Quotas
 from control.relay import relay_bp
 from control.secrets import KeyVault, TokenMinter, install_redaction, load_server_secret
 from control.sessions import SessionService
@@ -45,11 +49,13 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     relay_http = requests.Session()
     relay_http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
     relay_http.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
-    app.extensions["agcluster"] = AgCluster(settings, store, catalog, provider, vault, minter, sessions, relay_http)
+    app.extensions["agcluster"] = AgCluster(settings, store, catalog, provider, vault, minter, sessions, relay_http,
+                                            Accounts(store), Quotas(settings, store))
 
     errors.install(app)
     web.install(app, settings.cors_origins)
-    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, relay_bp, web.ui_bp):
+    app.before_request(require_token_for_api)
+    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, relay_bp, account_bp, web.ui_bp):
         app.register_blueprint(blueprint)
     sock.init_app(app)
 

@@ -24,18 +24,69 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("--host")
         cmd.add_argument("--port", type=int)
         cmd.add_argument("--provider", choices=PROVIDERS)
+    users = sub.add_parser("users", help="manage accounts (AUTH_MODE=token)").add_subparsers(dest="action", required=True)
+    add = users.add_parser("add", help="create a user")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true")
+    users.add_parser("list", help="list users")
+    tokens = sub.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)
+    tokens.add_parser("create", help="create a token for a user (shown once)").add_argument("user")
+    tokens.add_parser("revoke", help="revoke a token by id or prefix").add_argument("token")
+    tokens.add_parser("list", help="list tokens (never their values)")
     args = parser.parse_args(argv)
     try:
         settings = _settings(args)
     except SettingsError as exc:
         sys.exit(f"agcluster: configuration error: {exc}")
+    if args.command in ("users", "tokens"):
+        sys.exit(_accounts_command(settings, args))
     if args.command == "demo":
         settings = _start_demo_model(settings)
     serve(settings)
 
 
+def _accounts_command(settings: Settings, args: argparse.Namespace) -> int:
+    from control.accounts import Accounts
+    from control.store import Store
+    from wire.errors import ApiError
+
+    store = Store(settings.database_path)
+    accounts = Accounts(store)
+    try:
+        if args.command == "users" and args.action == "add":
+            user = accounts.add_user(args.name, admin=args.admin)
+            store.audit("cli", "user.add", user.user_id, "ok", {"name": user.name, "role": user.role})
+            print(f"created {user.role} {user.name} ({user.user_id})")
+        elif args.command == "users":
+            for user in store.list_users():
+                print(f"{user['id']}  {user['role']:<6}  {user['name']}")
+        elif args.action == "create":
+            token_id, token = accounts.create_token(args.user)
+            store.audit("cli", "token.create", token_id, "ok", {"user": args.user})
+            print(f"token {token_id} for {args.user} (shown once, store it now):\n{token}")
+        elif args.action == "revoke":
+            count = accounts.revoke(args.token)
+            store.audit("cli", "token.revoke", args.token, "ok" if count else "not_found", {})
+            if not count:
+                print(f"no active token {args.token!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {count} token(s)")
+        else:
+            for token in store.list_tokens():
+                state = "revoked" if token["revoked_at"] else "active"
+                print(f"{token['id']}  {token['prefix']}…  {state:<7}  user={token['user_id']}")
+    except ApiError as exc:
+        print(f"agcluster: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     env = dict(os.environ)
+    if getattr(args, "command", "") in ("users", "tokens"):
+        return from_env(env)
     if args.host:
         env["API_HOST"] = args.host
     if args.port:

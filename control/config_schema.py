@@ -1,5 +1,10 @@
 """The agent configuration schema: one source of truth for presets, custom configs,
-inline launch configs, the builder UI's validation and the OpenAPI document."""
+inline launch configs, the builder UI's validation and the OpenAPI document.
+
+docs/CONFIGS.md is the reference for every field. Validation errors come back as a nested
+object that mirrors the config (``{"mcp_servers": {"github": {"url": ["..."]}}}``), so each
+message sits at its field's path; see :func:`error_paths`.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +15,51 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 
 from control.settings import parse_size_mb
 
-KNOWN_TOOLS = frozenset({
-    "Bash", "BashOutput", "KillShell", "Read", "Write", "Edit", "MultiEdit", "Glob", "Grep", "LS",
-    "NotebookEdit", "NotebookRead", "WebFetch", "WebSearch", "Task", "Agent", "TodoWrite", "ExitPlanMode",
-    "ListMcpResources", "ReadMcpResource", "TaskCreate", "TaskUpdate", "TaskList", "TaskGet", "Skill",
+# Tool names the pinned CLI really offers when a config lists them (probed against the
+# bundled Claude Code; see docs/CONFIGS.md). Anything it would silently drop is rejected
+# here instead, so "allowed" always means "offered to the model".
+CLI_TOOLS = frozenset({
+    "Agent", "Bash", "Edit", "Glob", "Grep", "Read", "Write", "NotebookEdit", "WebFetch", "WebSearch",
+    "TaskCreate", "TaskGet", "TaskList", "TaskUpdate", "TaskStop", "Skill", "ToolSearch", "Monitor",
+    "ListMcpResourcesTool", "ReadMcpResourceTool",
 })
-PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk")
+# Names configs may keep using (the seed's vocabulary); the machine maps them to the CLI's
+# names: Task → Agent, TodoWrite → TaskCreate/TaskUpdate/TaskList/TaskGet, and the MCP
+# resource tools gain their "Tool" suffix.
+TOOL_ALIASES = frozenset({"Task", "TodoWrite", "ListMcpResources", "ReadMcpResource"})
+KNOWN_TOOLS = CLI_TOOLS | TOOL_ALIASES
+MCP_RESOURCE_TOOLS = frozenset({"ListMcpResources", "ReadMcpResource", "ListMcpResourcesTool", "ReadMcpResourceTool"})
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions", "dontAsk", "auto")
 SETTING_SOURCES = ("user", "project", "local")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
-MCP_TOOL = re.compile(r"^mcp__[A-Za-z0-9_-]+(__[A-Za-z0-9_*-]+)?$")
+MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MCP_TOOL = re.compile(r"^mcp__(?P<server>[A-Za-z0-9_-]+?)(__[A-Za-z0-9_*-]+)?$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-# Variables a config may never set: they carry the relay, the sandbox or the CLI's identity.
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,256}$")
+MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/\[\]-]{0,99}$")
+IMAGE = re.compile(r"^[\w./:@-]{1,256}$")
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Names that carry credentials: they may only be declared (value null) and filled per
+# launch through ``mcp_env``, which is never stored.
+SECRET_NAME = re.compile(r"(^|[_-])(TOKEN|SECRET|PASSWORD|PASSWD|API[_-]?KEY|PRIVATE[_-]?KEY|ACCESS[_-]?KEY|CREDENTIALS?)([_-]|$)",
+                         re.IGNORECASE)
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+# Variables a config (or mcp_env) may never set: they carry the relay, the sandbox or the CLI's identity.
 RESERVED_ENV = frozenset({
-    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN",
-    "AGCLUSTER_MACHINE_TOKEN", "HOME", "PATH", "PWD", "USER", "SHELL", "LD_PRELOAD", "LD_LIBRARY_PATH",
-    "PYTHONPATH", "IS_SANDBOX", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSION",
+    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "CLAUDE_CODE_OAUTH_TOKEN",
+    "AGCLUSTER_MACHINE_TOKEN", "AGCLUSTER_SESSION_ID", "HOME", "PATH", "PWD", "USER", "SHELL", "LD_PRELOAD",
+    "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "IS_SANDBOX", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSION",
+    "CLAUDE_CODE_ENABLE_TODO_TOOLS", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_AUTOUPDATER",
+    "CLAUDE_CONFIG_DIR", "NODE_OPTIONS",
 })
 MAX_PROMPT = 100_000
+MAX_DESCRIPTION = 2_000
+MAX_SERVERS = 20
+MAX_AGENTS = 20
+MAX_ENV = 100
+MEMORY_RANGE_MB = (128, 64 * 1024)
+STORAGE_RANGE_MB = (512, 1024 * 1024)
+CPU_QUOTA_RANGE = (10_000, 1_600_000)  # Docker units: 100000 = one CPU
 
 
 class _Strict(Schema):
@@ -35,8 +68,9 @@ class _Strict(Schema):
 
 
 def _check_tool(name: str) -> None:
-    if name not in KNOWN_TOOLS and not MCP_TOOL.match(name):
-        raise ValidationError(f"unknown tool {name!r}")
+    if name in KNOWN_TOOLS or MCP_TOOL.match(name):
+        return
+    raise ValidationError(f"unknown tool {name!r}; known tools: {', '.join(sorted(KNOWN_TOOLS))}, or mcp__<server>__<tool>")
 
 
 class ToolList(fields.List):
@@ -45,7 +79,7 @@ class ToolList(fields.List):
 
 
 class SizeField(fields.Field):
-    """``"4g"``, ``"512m"`` or a number of bytes; serialised back as given."""
+    """``"4g"``, ``"512m"`` or a number of bytes; kept as given."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -57,25 +91,41 @@ class SizeField(fields.Field):
         return str(value)
 
 
+def _in_range_mb(value: str, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    if not low <= parse_size_mb(value) <= high:
+        raise ValidationError(f"must be between {_human(low)} and {_human(high)}")
+
+
+def _human(mb: int) -> str:
+    return f"{mb // 1024}g" if mb % 1024 == 0 and mb >= 1024 else f"{mb}m"
+
+
 class EnvMap(fields.Dict):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(keys=fields.String(validate=validate.Regexp(ENV_KEY, error="not a valid variable name")),
-                         values=fields.String(allow_none=True, validate=validate.Length(max=8192)), **kwargs)
+                         values=fields.String(allow_none=True, validate=validate.Length(max=8192)),
+                         validate=validate.Length(max=MAX_ENV), **kwargs)
 
 
 class SystemPromptPreset(_Strict):
+    type = fields.String(validate=validate.OneOf(["preset"]))
     preset = fields.String(required=True, validate=validate.OneOf(["claude_code"]))
     append = fields.String(validate=validate.Length(max=MAX_PROMPT))
 
 
 class SystemPromptField(fields.Field):
+    """A replacement prompt (string), or Claude Code's own prompt plus an ``append``."""
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str):
             if len(value) > MAX_PROMPT:
                 raise ValidationError(f"longer than {MAX_PROMPT} characters")
             return value
         if isinstance(value, dict):
-            return SystemPromptPreset().load(value)
+            loaded = SystemPromptPreset().load(value)
+            loaded.pop("type", None)
+            return loaded
         raise ValidationError("must be a string or {preset: claude_code, append: ...}")
 
 
@@ -85,64 +135,90 @@ class McpServerSchema(_Strict):
     args = fields.List(fields.String(validate=validate.Length(max=4096)), validate=validate.Length(max=64))
     env = EnvMap()
     url = fields.Url(schemes={"http", "https"}, require_tld=False)
-    headers = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=256)),
-                          values=fields.String(allow_none=True, validate=validate.Length(max=8192)))
+    headers = fields.Dict(keys=fields.String(validate=validate.Regexp(HEADER_NAME, error="not a valid header name")),
+                          values=fields.String(allow_none=True, validate=validate.Length(max=8192)),
+                          validate=validate.Length(max=MAX_ENV))
 
     @validates_schema
     def _by_type(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, list[str]] = {}
         if data.get("type", "stdio") == "stdio":
             if not data.get("command"):
-                raise ValidationError("required for stdio servers", "command")
-            if data.get("url") or data.get("headers"):
-                raise ValidationError("stdio servers take command/args/env, not url/headers", "url")
+                errors["command"] = ["required for stdio servers"]
+            for name in ("url", "headers"):
+                if name in data:
+                    errors[name] = ["stdio servers take command/args/env, not url/headers"]
         else:
             if not data.get("url"):
-                raise ValidationError("required for sse/http servers", "url")
-            if data.get("command"):
-                raise ValidationError("sse/http servers take url/headers, not command", "command")
-        for key in (data.get("env") or {}):
+                errors["url"] = ["required for sse/http servers"]
+            for name in ("command", "args", "env"):
+                if name in data:
+                    errors[name] = ["sse/http servers take url/headers, not command/args/env"]
+        env_errors = {}
+        for key, value in (data.get("env") or {}).items():
             if key in RESERVED_ENV:
-                raise ValidationError(f"{key} is reserved and cannot be set", "env")
+                env_errors[key] = [f"{key} is reserved and cannot be set"]
+            elif value and SECRET_NAME.search(key):
+                env_errors[key] = ["looks like a credential: declare it with null and supply it at launch in mcp_env"]
+        if env_errors:
+            errors["env"] = env_errors  # type: ignore[assignment]
+        header_errors = {}
+        for name, value in (data.get("headers") or {}).items():
+            secret = name.lower() in SECRET_HEADERS or SECRET_NAME.search(name)
+            if secret and value and not PLACEHOLDER.search(value):
+                header_errors[name] = ["looks like a credential: use null or a ${VAR} placeholder filled by mcp_env"]
+        if header_errors:
+            errors["headers"] = header_errors  # type: ignore[assignment]
+        if errors:
+            raise ValidationError(errors)  # type: ignore[arg-type]
 
 
 class SubAgentSchema(_Strict):
-    description = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    description = fields.String(required=True, validate=validate.Length(min=1, max=MAX_DESCRIPTION))
     prompt = fields.String(required=True, validate=validate.Length(min=1, max=MAX_PROMPT))
     tools = ToolList()
-    model = fields.String(validate=validate.Length(min=1, max=100))
+    model = fields.String(validate=validate.Regexp(MODEL, error="not a model name (sonnet, opus, haiku, inherit or an id)"))
 
 
 class ResourceLimitsSchema(_Strict):
-    cpu_quota = fields.Integer(validate=validate.Range(min=1_000, max=1_600_000))
+    cpu_quota = fields.Integer(strict=True, validate=validate.Range(*CPU_QUOTA_RANGE))
     memory_limit = SizeField()
     storage_limit = SizeField()
 
     @validates("memory_limit")
     def _memory(self, value: str, **kwargs: Any) -> None:
-        if not 128 <= parse_size_mb(value) <= 65_536:
-            raise ValidationError("must be between 128m and 64g")
+        _in_range_mb(value, MEMORY_RANGE_MB)
+
+    @validates("storage_limit")
+    def _storage(self, value: str, **kwargs: Any) -> None:
+        _in_range_mb(value, STORAGE_RANGE_MB)
 
 
 class AgentConfigSchema(_Strict):
     id = fields.String(required=True, validate=validate.Regexp(SLUG, error="must be a lowercase slug (a-z, 0-9, -; 3-64 chars)"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    description = fields.String(load_default="", validate=validate.Length(max=2000))
-    version = fields.String(load_default="1.0", validate=validate.Length(max=32))
+    description = fields.String(load_default="", validate=validate.Length(max=MAX_DESCRIPTION))
+    version = fields.String(load_default="1.0", validate=validate.Length(min=1, max=32))
     system_prompt = SystemPromptField(load_default=None, allow_none=True)
     allowed_tools = ToolList(load_default=list)
     disallowed_tools = ToolList(load_default=list)
     permission_mode = fields.String(load_default="bypassPermissions", validate=validate.OneOf(PERMISSION_MODES))
-    max_turns = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=1000))
-    max_budget_usd = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0, max=10_000))
-    model = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100))
-    image = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[\w./:@-]{1,256}$"))
+    max_turns = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=1000))
+    max_budget_usd = fields.Float(load_default=None, allow_none=True,
+                                  validate=validate.Range(min=0, max=10_000, min_inclusive=False))
+    model = fields.String(load_default=None, allow_none=True,
+                          validate=validate.Regexp(MODEL, error="not a model name (an alias such as sonnet, or an id)"))
+    image = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(IMAGE, error="not an image reference"))
     env = EnvMap(load_default=dict)
-    mcp_servers = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$")),
-                              values=fields.Nested(McpServerSchema), load_default=dict)
-    agents = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$")),
-                         values=fields.Nested(SubAgentSchema), load_default=dict)
+    mcp_servers = fields.Dict(keys=fields.String(validate=validate.Regexp(MCP_SERVER_NAME, error="letters, digits, _ and - only")),
+                              values=fields.Nested(McpServerSchema), load_default=dict,
+                              validate=validate.Length(max=MAX_SERVERS))
+    agents = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$",
+                                                                      error="lowercase letters, digits, _ and - only")),
+                         values=fields.Nested(SubAgentSchema), load_default=dict, validate=validate.Length(max=MAX_AGENTS))
     resource_limits = fields.Nested(ResourceLimitsSchema, load_default=dict)
-    setting_sources = fields.List(fields.String(validate=validate.OneOf(SETTING_SOURCES)), load_default=list)
+    setting_sources = fields.List(fields.String(validate=validate.OneOf(SETTING_SOURCES)), load_default=list,
+                                  validate=validate.Length(max=len(SETTING_SOURCES)))
 
     @pre_load
     def _object(self, data: Any, **kwargs: Any) -> Any:
@@ -152,21 +228,79 @@ class AgentConfigSchema(_Strict):
 
     @validates("env")
     def _env(self, value: dict[str, str], **kwargs: Any) -> None:
-        reserved = sorted(set(value) & RESERVED_ENV)
-        if reserved:
-            raise ValidationError(f"reserved variables cannot be set: {', '.join(reserved)}")
+        errors = {}
+        for key in value:
+            if key in RESERVED_ENV:
+                errors[key] = [f"{key} is reserved and cannot be set"]
+            elif SECRET_NAME.search(key):
+                errors[key] = ["env is for non-secret settings; credentials go to an MCP server's env via mcp_env"]
+        if errors:
+            raise ValidationError(errors)  # type: ignore[arg-type]
+
+    @validates("setting_sources")
+    def _unique_sources(self, value: list[str], **kwargs: Any) -> None:
+        if len(set(value)) != len(value):
+            raise ValidationError("each source at most once")
 
     @validates_schema
-    def _mcp_tools_exist(self, data: dict[str, Any], **kwargs: Any) -> None:
+    def _cross_field(self, data: dict[str, Any], **kwargs: Any) -> None:
         servers = set(data.get("mcp_servers") or {})
-        for tool in data.get("allowed_tools") or []:
-            if tool.startswith("mcp__") and tool.split("__")[1] not in servers:
-                raise ValidationError(f"{tool!r} names an MCP server this config does not define", "allowed_tools")
+        errors: dict[str, Any] = {}
+        for field_name in ("allowed_tools", "disallowed_tools"):
+            for index, tool in enumerate(data.get(field_name) or []):
+                match = MCP_TOOL.match(tool)
+                if match and _server_of(tool) not in servers:
+                    errors.setdefault(field_name, {})[index] = [f"{tool!r} names an MCP server this config does not define"]
+                elif field_name == "allowed_tools" and tool in MCP_RESOURCE_TOOLS and not servers:
+                    errors.setdefault(field_name, {})[index] = [f"{tool} needs mcp_servers (it is added automatically when there are any)"]
+        if errors:
+            raise ValidationError(errors)
+
+
+def _server_of(tool: str) -> str:
+    return tool[len("mcp__"):].split("__", 1)[0]
 
 
 def declared_mcp_keys(server: dict[str, Any]) -> set[str]:
     """Keys ``mcp_env`` may fill for a server: its env keys, header names and ``${VAR}``s."""
     keys = set(server.get("env") or {}) | set(server.get("headers") or {})
     for value in (server.get("headers") or {}).values():
-        keys |= set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value or ""))
+        keys |= set(PLACEHOLDER.findall(value or ""))
     return keys
+
+
+def error_paths(messages: Any, schema: Schema | None = None) -> Any:
+    """marshmallow's messages, with the ``key``/``value`` wrappers of dict fields removed.
+
+    ``{"mcp_servers": {"gh": {"value": {"url": [..]}}}}`` becomes
+    ``{"mcp_servers": {"gh": {"url": [..]}}}``; an invalid key's messages sit at the key.
+    """
+    schema = schema or AgentConfigSchema()
+    if not isinstance(messages, dict):
+        return messages
+    out: dict[str, Any] = {}
+    for name, value in messages.items():
+        out[str(name)] = _clean_field(schema.fields.get(name) if isinstance(name, str) else None, value)
+    return out
+
+
+def _clean_field(field: fields.Field | None, value: Any) -> Any:
+    if isinstance(field, fields.Nested) and isinstance(value, dict):
+        return error_paths(value, field.schema)
+    if isinstance(field, fields.Dict) and isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, entry in value.items():
+            if not isinstance(entry, dict) or not set(entry) <= {"key", "value"}:
+                out[str(key)] = entry
+                continue
+            merged: Any = list(entry.get("key") or [])
+            if "value" in entry:
+                cleaned = _clean_field(field.value_field, entry["value"])
+                merged = cleaned if not merged else {"_key": merged, **(cleaned if isinstance(cleaned, dict) else {"_value": cleaned})}
+            out[str(key)] = merged
+        return out
+    if isinstance(field, fields.List) and isinstance(value, dict):
+        return {str(index): _clean_field(field.inner, item) for index, item in value.items()}
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    return value

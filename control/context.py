@@ -7,12 +7,14 @@ from dataclasses import dataclass
 import requests
 from flask import current_app, request
 
+from control.accounts import Accounts
 from control.configs import ConfigCatalog
 from control.providers.base import Provider
+from control.quotas import Quotas
 from control.secrets import KeyVault, TokenMinter
 from control.sessions import SessionService
 from control.settings import Settings
-from control.store import SessionRow, Store
+from control.store import Store
 
 
 @dataclass
@@ -25,6 +27,8 @@ class AgCluster:
     minter: TokenMinter
     sessions: SessionService
     relay_http: requests.Session
+    accounts: Accounts
+    quotas: Quotas
 
 
 def ctx() -> AgCluster:
@@ -34,7 +38,3 @@ def ctx() -> AgCluster:
 def bearer() -> str | None:
     header = request.headers.get("Authorization", "")
     return header[7:].strip() or None if header.startswith("Bearer ") else None
-
-
-def authorized_session(session_id: str) -> SessionRow:
-    return ctx().sessions.authorize(session_id, bearer())

@@ -15,7 +15,10 @@ log = logging.getLogger(__name__)
 def install(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
-        return jsonify(exc.body()), exc.status
+        resp = jsonify(exc.body())
+        if exc.status == 429:
+            resp.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        return resp, exc.status
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]

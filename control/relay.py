@@ -16,6 +16,8 @@ from typing import Any
 import requests
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
+from control.pricing import cost_usd
+
 log = logging.getLogger(__name__)
 
 relay_bp = Blueprint("relay", __name__)
@@ -47,12 +49,22 @@ def relay(path: str) -> Response:
                                 "send the next chat with the key as Bearer")
     if request.content_length and request.content_length > MAX_RELAY_BODY:
         return _anthropic_error(413, "request_too_large", "request too large for the relay")
+    row = ext.store.get_session(session_id)
+    if row is None:
+        return _anthropic_error(401, "authentication_error", "the session no longer exists")
+    if path.startswith("v1/messages") and not path.startswith("v1/messages/count_tokens"):
+        refusal = ext.quotas.budget_left(row.owner)
+        if refusal is not None:
+            # A 4xx the CLI does not retry: the agent reports it and the turn ends cleanly.
+            return _anthropic_error(400, "invalid_request_error", refusal)
+    payload = request.get_data() if request.method == "POST" else None
+    model = _model_of(payload)
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     headers["x-api-key"] = api_key
     url = f"{ext.settings.anthropic_base_url}/{path}"
     try:
         upstream = ext.relay_http.request(request.method, url, params=request.args, headers=headers,
-                                          data=request.get_data() if request.method == "POST" else None,
+                                          data=payload,
                                           stream=True, timeout=(10, 600))
     except requests.RequestException as exc:
         return _anthropic_error(502, "api_error", f"the model API is not reachable ({type(exc).__name__})")
@@ -71,7 +83,9 @@ def relay(path: str) -> Response:
             meter.finish()
             if meter.any:
                 try:
-                    store.add_usage(session_id, **meter.totals())
+                    totals = meter.totals()
+                    store.add_usage(session_id, **totals, cost_usd=cost_usd(model, **totals), owner=row.owner,
+                                    model=model)
                 except Exception:  # noqa: BLE001 - metering must not break the stream
                     log.exception("could not record usage")
 
@@ -79,6 +93,13 @@ def relay(path: str) -> Response:
     response_headers["X-Accel-Buffering"] = "no"
     return Response(stream_with_context(body()), status=upstream.status_code, headers=response_headers,
                     direct_passthrough=True)
+
+
+def _model_of(payload: bytes | None) -> str:
+    try:
+        return str(json.loads(payload or b"{}").get("model") or "")
+    except (ValueError, AttributeError):
+        return ""
 
 
 class UsageMeter:

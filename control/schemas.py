@@ -19,7 +19,8 @@ class _Strict(Schema):
 
 
 class LaunchSchema(_Strict):
-    api_key = fields.String(required=True, validate=validate.Length(min=8, max=512))
+    # Required in AUTH_MODE=none; in token mode it may come as X-Anthropic-Api-Key instead.
+    api_key = fields.String(validate=validate.Length(min=8, max=512))
     config_id = fields.String(validate=validate.Length(min=1, max=64))
     config = fields.Dict()
     mcp_env = fields.Dict(keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.String()),

@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from control.config_schema import declared_mcp_keys
-from control.configs import ConfigCatalog
+from control.configs import ConfigCatalog, admit_mcp_env
 from control.machine_client import MachineClient
 from control.pool import WarmPool
 from control.providers.base import MachineSpec, Provider, ProviderError, ResourceLimits
@@ -22,7 +21,7 @@ from control.secrets import KeyVault, TokenMinter, hash_key, key_matches
 from control.settings import Settings, parse_size_mb
 from control.store import SessionRow, Store
 from control.turns import TurnHub
-from wire.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, ValidationFailed
+from wire.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized, Unavailable
 from wire.events import make_event
 
 log = logging.getLogger(__name__)
@@ -48,10 +47,11 @@ class SessionService:
 
     # launch ---------------------------------------------------------------------------
     def launch(self, api_key: str, config_id: str | None, inline: dict[str, Any] | None,
-               mcp_env: dict[str, dict[str, str]]) -> SessionRow:
-        config = self.catalog.get(config_id) if config_id else self.catalog.validate(inline)
-        _check_mcp_env(config, mcp_env)
+               mcp_env: dict[str, dict[str, str]], owner: str | None = None) -> SessionRow:
+        config = self.catalog.get(config_id) if config_id else self.catalog.validate_inline(inline)
+        admit_mcp_env(config, mcp_env)
         limits = self.resource_limits(config)
+        self.provider.validate_resources(limits)
         now = time.time()
         session_id = str(uuid.uuid4())
         salt, key_hash = hash_key(api_key)
@@ -59,7 +59,7 @@ class SessionService:
             id=session_id, agent_id=f"agent-{uuid.uuid4().hex[:12]}", config_id=config["id"],
             config_json=_json(config), provider=self.provider.name, machine_id=None, machine_url=None,
             status="starting", status_detail="", key_salt=salt, key_hash=key_hash, claude_session_id=None,
-            created_at=now, last_active_at=now, machine_key=session_id,
+            created_at=now, last_active_at=now, machine_key=session_id, owner=owner,
         )
         self.store.insert_session(row)
         self.vault.put(session_id, api_key)
@@ -201,8 +201,6 @@ class SessionService:
             changes["turns"] = row.turns + 1
             if event.get("claude_session_id"):
                 changes["claude_session_id"] = event["claude_session_id"]
-            if event.get("total_cost_usd"):
-                changes["cost_usd"] = row.cost_usd + float(event["total_cost_usd"])
             self.store.update_session(session_id, **changes)
         elif kind == "error" and event.get("code") in ("machine_unreachable", "agent_failed"):
             self.store.update_session(session_id, status="failed",
@@ -262,11 +260,18 @@ class SessionService:
         stopped = 0
         for row in self.store.list_sessions():
             if row.status == "ready" and row.last_active_at < cutoff and not self.hub.is_running(row.id) and row.machine_id:
-                try:
-                    self.provider.suspend(row.machine_id)
-                except ProviderError:
-                    continue
-                self.store.update_session(row.id, status="stopped", status_detail="stopped after being idle")
+                # Under the wake lock, so a chat arriving now either waits for the suspend and
+                # wakes the machine, or has already started its turn and is skipped here.
+                with self._wake_lock(row.id):
+                    current = self.store.get_session(row.id)
+                    if (current is None or current.status != "ready" or current.last_active_at >= cutoff
+                            or self.hub.is_running(row.id) or not current.machine_id):
+                        continue
+                    try:
+                        self.provider.suspend(current.machine_id)
+                    except ProviderError:
+                        continue
+                    self.store.update_session(row.id, status="stopped", status_detail="stopped after being idle")
                 stopped += 1
         return stopped
 
@@ -280,20 +285,6 @@ class SessionService:
     def _wake_lock(self, session_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._wake_locks.setdefault(session_id, threading.Lock())
-
-
-def _check_mcp_env(config: dict[str, Any], mcp_env: dict[str, dict[str, str]]) -> None:
-    servers = config.get("mcp_servers") or {}
-    errors: dict[str, Any] = {}
-    for server, values in mcp_env.items():
-        if server not in servers:
-            errors[server] = f"the config has no MCP server {server!r}"
-            continue
-        undeclared = sorted(set(values) - declared_mcp_keys(servers[server]))
-        if undeclared:
-            errors[server] = f"keys not declared by the server: {', '.join(undeclared)}"
-    if errors:
-        raise ValidationFailed("mcp_env does not match the config's MCP servers", details={"mcp_env": errors})
 
 
 def _json(config: dict[str, Any]) -> str:

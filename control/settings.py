@@ -48,6 +48,11 @@ class Settings:
     machines_dir: Path = Path("./data/machines")
     demo: bool = False
     warm_pool_size: int = 0
+    quota_max_sessions: int = 0
+    quota_launches_per_hour: int = 0
+    quota_daily_tokens: int = 0
+    quota_daily_usd: float = 0.0
+    rate_limit_per_minute: int = 120
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,7 +79,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         session_cleanup_interval=reader.integer("SESSION_CLEANUP_INTERVAL", 300, 1, 86_400),
         session_idle_timeout=reader.integer("SESSION_IDLE_TIMEOUT", 1800, 1, 30 * 86_400),
         fly_api_token=reader.text("FLY_API_TOKEN", ""),
-        fly_app_name=reader.text("FLY_APP_NAME", ""),
+        # On Fly the runtime sets FLY_APP_NAME to the control plane's own app, so the agents
+        # app can also be named by a variable Fly leaves alone (see docs/FLY.md).
+        fly_app_name=reader.text("AGCLUSTER_AGENTS_APP", "") or reader.text("FLY_APP_NAME", ""),
         fly_region=reader.text("FLY_REGION", ""),
         machines_api_url=reader.url("MACHINES_API_URL", "https://api.machines.dev"),
         anthropic_base_url=reader.url("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
@@ -86,6 +93,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         relay_url=reader.url("RELAY_URL", "", allow_empty=True),
         machines_dir=Path(reader.text("MACHINES_DIR", str(database_path.parent / "machines"))),
         warm_pool_size=reader.integer("WARM_POOL_SIZE", 0, 0, 50),
+        quota_max_sessions=reader.integer("QUOTA_MAX_SESSIONS", 0, 0, 100_000),
+        quota_launches_per_hour=reader.integer("QUOTA_LAUNCHES_PER_HOUR", 0, 0, 1_000_000),
+        quota_daily_tokens=reader.integer("QUOTA_DAILY_TOKENS", 0, 0, 10**12),
+        quota_daily_usd=reader.number("QUOTA_DAILY_USD", 0.0, 0.0, 1e9),
+        rate_limit_per_minute=reader.integer("RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
     )
     return validate(settings)
 
@@ -124,6 +136,18 @@ class _Reader:
             raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
         if not low <= value <= high:
             raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -63,12 +63,54 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sessions ADD COLUMN machine_key TEXT NOT NULL DEFAULT '';
     UPDATE sessions SET machine_key = id WHERE machine_key = ''
     """,
+    # 3: accounts, ownership, metering and the audit log
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL,
+        last_used_at REAL
+    );
+    ALTER TABLE sessions ADD COLUMN owner TEXT;
+    CREATE INDEX sessions_owner ON sessions(owner);
+    CREATE TABLE usage_records (
+        ts REAL NOT NULL,
+        day TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        owner TEXT,
+        model TEXT NOT NULL DEFAULT '',
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cache_read_tokens INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cost_usd REAL NOT NULL
+    );
+    CREATE INDEX usage_owner_day ON usage_records(owner, day);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        actor TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        outcome TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}'
+    )
+    """,
 ]
 
 SESSION_FIELDS = (
     "id", "agent_id", "config_id", "config_json", "provider", "machine_id", "machine_url", "status",
     "status_detail", "key_salt", "key_hash", "claude_session_id", "created_at", "last_active_at",
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "turns", "machine_key",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "turns", "machine_key", "owner",
 )
 
 
@@ -95,6 +137,7 @@ class SessionRow:
     cost_usd: float = 0.0
     turns: int = 0
     machine_key: str = ""
+    owner: str | None = None
     config: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,9 +197,14 @@ class Store:
             row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return SessionRow(**dict(row)) if row else None
 
-    def list_sessions(self) -> list[SessionRow]:
+    def list_sessions(self, owner: str | None = None) -> list[SessionRow]:
+        """Every session, or only ``owner``'s."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM sessions ORDER BY created_at DESC").fetchall()
+            if owner is None:
+                rows = self._db.execute("SELECT * FROM sessions ORDER BY created_at DESC").fetchall()
+            else:
+                rows = self._db.execute("SELECT * FROM sessions WHERE owner = ? ORDER BY created_at DESC",
+                                        (owner,)).fetchall()
         return [SessionRow(**dict(r)) for r in rows]
 
     def update_session(self, session_id: str, **changes: Any) -> None:
@@ -168,8 +216,17 @@ class Store:
             db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?", [*changes.values(), session_id])
 
     def add_usage(self, session_id: str, *, input_tokens: int = 0, output_tokens: int = 0,
-                  cache_read_tokens: int = 0, cache_write_tokens: int = 0, cost_usd: float = 0.0) -> None:
+                  cache_read_tokens: int = 0, cache_write_tokens: int = 0, cost_usd: float = 0.0,
+                  owner: str | None = None, model: str = "") -> None:
+        """One metered model request: the session's totals and a dated record for reports."""
+        now = time.time()
         with self._tx() as db:
+            db.execute(
+                "INSERT INTO usage_records (ts, day, session_id, owner, model, input_tokens, output_tokens, "
+                "cache_read_tokens, cache_write_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, time.strftime("%Y-%m-%d", time.gmtime(now)), session_id, owner, model, input_tokens,
+                 output_tokens, cache_read_tokens, cache_write_tokens, cost_usd),
+            )
             db.execute(
                 "UPDATE sessions SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
                 "cache_read_tokens = cache_read_tokens + ?, cache_write_tokens = cache_write_tokens + ?, "
@@ -219,6 +276,12 @@ class Store:
             row = self._db.execute("SELECT config_json FROM custom_configs WHERE id = ?", (config_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def get_config_owner(self, config_id: str) -> str | None:
+        """The saved owner hash ("" when none was recorded), or None when there is no such config."""
+        with self._lock:
+            row = self._db.execute("SELECT owner FROM custom_configs WHERE id = ?", (config_id,)).fetchone()
+        return None if row is None else (row[0] or "")
+
     def list_configs(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT config_json FROM custom_configs ORDER BY id").fetchall()
@@ -227,3 +290,87 @@ class Store:
     def delete_config(self, config_id: str) -> bool:
         with self._tx() as db:
             return db.execute("DELETE FROM custom_configs WHERE id = ?", (config_id,)).rowcount > 0
+
+    # accounts -------------------------------------------------------------------------
+    def add_user(self, user_id: str, name: str, role: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO users (id, name, role, created_at) VALUES (?, ?, ?, ?)",
+                       (user_id, name, role, time.time()))
+
+    def get_user(self, *, user_id: str | None = None, name: str | None = None) -> dict[str, Any] | None:
+        column, value = ("id", user_id) if user_id is not None else ("name", name)
+        with self._lock:
+            row = self._db.execute(f"SELECT * FROM users WHERE {column} = ?", (value,)).fetchone()
+        return dict(row) if row else None
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute("SELECT * FROM users ORDER BY name").fetchall()]
+
+    def add_token(self, token_id: str, user_id: str, token_hash: str, prefix: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO api_tokens (id, user_id, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (token_id, user_id, token_hash, prefix, time.time()))
+
+    def user_for_token_hash(self, token_hash: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT users.*, api_tokens.id AS token_id FROM api_tokens JOIN users ON users.id = api_tokens.user_id "
+                "WHERE api_tokens.token_hash = ? AND api_tokens.revoked_at IS NULL", (token_hash,)).fetchone()
+        return dict(row) if row else None
+
+    def revoke_token(self, token_id_or_prefix: str) -> int:
+        with self._tx() as db:
+            return db.execute("UPDATE api_tokens SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL",
+                              (time.time(), token_id_or_prefix, token_id_or_prefix)).rowcount
+
+    def list_tokens(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT id, user_id, prefix, created_at, revoked_at FROM api_tokens"
+        with self._lock:
+            rows = (self._db.execute(query + " WHERE user_id = ?", (user_id,)) if user_id
+                    else self._db.execute(query)).fetchall()
+        return [dict(r) for r in rows]
+
+    # metering -------------------------------------------------------------------------
+    def usage_since(self, owner: str | None, since: float) -> dict[str, float]:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COALESCE(SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens), 0), "
+                "COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE owner IS ? AND ts >= ?", (owner, since)).fetchone()
+        return {"tokens": float(row[0]), "cost_usd": float(row[1])}
+
+    def usage_report(self, group_by: str, owner: str | None = None, all_owners: bool = False) -> list[dict[str, Any]]:
+        column = {"user": "owner", "session": "session_id", "day": "day"}[group_by]
+        where, args = ("", ()) if all_owners else ("WHERE owner IS ?", (owner,))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {column} AS key, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens, "
+                "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
+                "SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd "
+                f"FROM usage_records {where} GROUP BY {column} ORDER BY {column}", args).fetchall()
+        return [dict(r) for r in rows]
+
+    def count_launches_since(self, owner: str | None, since: float) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM audit_log WHERE actor IS ? AND action = 'session.launch' "
+                                        "AND outcome = 'ok' AND ts >= ?", (owner, since)).fetchone()[0])
+
+    # audit ----------------------------------------------------------------------------
+    def audit(self, actor: str | None, action: str, target: str | None, outcome: str,
+              details: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO audit_log (ts, actor, action, target, outcome, details) VALUES (?, ?, ?, ?, ?, ?)",
+                       (time.time(), actor, action, target, outcome, json.dumps(details or {})))
+
+    def audit_entries(self, limit: int = 500, actor: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+        clauses, args = [], []
+        if actor:
+            clauses.append("actor = ?")
+            args.append(actor)
+        if action:
+            clauses.append("action = ?")
+            args.append(action)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+        return [{**dict(r), "details": json.loads(r["details"])} for r in rows]

@@ -25,10 +25,11 @@ def meta():  # type: ignore[no-untyped-def]
     from control.config_schema import KNOWN_TOOLS, PERMISSION_MODES, SETTING_SOURCES
     from control.context import ctx
 
-    settings = ctx().settings
+    app = ctx()
     return jsonify(known_tools=sorted(KNOWN_TOOLS), permission_modes=list(PERMISSION_MODES),
-                   setting_sources=list(SETTING_SOURCES), max_upload_mb=settings.max_upload_mb,
-                   provider=settings.container_provider, demo=settings.demo)
+                   setting_sources=list(SETTING_SOURCES), preset_ids=list(app.catalog.presets),
+                   max_upload_mb=app.settings.max_upload_mb, provider=app.settings.container_provider,
+                   demo=app.settings.demo)
 
 
 @ui_bp.get("/ui/<path:path>")

@@ -7,27 +7,42 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from control.context import authorized_session, ctx
+from control.auth import anthropic_key, authorized_session, current_principal, owner_id, rate_key
+from control.context import ctx
 from control.export import export_json, export_markdown
 from control.schemas import ChatSchema, LaunchSchema, load_body
 from control.sessions import session_view
 from wire import sse
-from wire.errors import ValidationFailed
+from wire.errors import ApiError, ValidationFailed
 
 agents_bp = Blueprint("agents", __name__, url_prefix="/api/agents")
 
 
 @agents_bp.post("/launch")
 def launch():  # type: ignore[no-untyped-def]
+    app = ctx()
+    owner = owner_id()
+    app.quotas.check_rate(rate_key())
     body = load_body(LaunchSchema())
-    row = ctx().sessions.launch(body["api_key"], body.get("config_id"), body.get("config"), body["mcp_env"])
+    api_key = body.get("api_key") or anthropic_key()
+    if not api_key:
+        raise ValidationFailed("an Anthropic key is required", details={"api_key": ["Missing data for required field."]})
+    app.quotas.check_launch(owner)
+    try:
+        row = app.sessions.launch(api_key, body.get("config_id"), body.get("config"), body["mcp_env"], owner=owner)
+    except ApiError as exc:
+        app.store.audit(owner, "session.launch", body.get("config_id"), "failed", {"code": exc.code})
+        raise
+    app.store.audit(owner, "session.launch", row.id, "ok", {"config_id": row.config_id})
     return jsonify(session_id=row.id, agent_id=row.agent_id, config_id=row.config_id, status=row.status), 201
 
 
 @agents_bp.get("/sessions")
 def list_sessions():  # type: ignore[no-untyped-def]
-    # Listing shows no secrets and no transcripts; details need the session's key.
-    sessions = [session_view(row) for row in ctx().store.list_sessions()]
+    # Listing shows no secrets and no transcripts; members see only their own sessions.
+    principal = current_principal()
+    owner = principal.user_id if principal and not principal.is_admin else None
+    sessions = [session_view(row) for row in ctx().store.list_sessions(owner=owner)]
     return jsonify(sessions=sessions, total=len(sessions))
 
 
@@ -39,13 +54,25 @@ def get_session(session_id: str):  # type: ignore[no-untyped-def]
     view = session_view(row, usage)
     view["config"] = row.config
     view["running"] = app.sessions.hub.is_running(row.id)
+    view["effective_config"] = _effective_config(row)
     return jsonify(view)
+
+
+def _effective_config(row: Any) -> dict[str, Any] | None:
+    """The config as the machine's SDK and CLI really got it (no secrets); None when asleep."""
+    if not row.machine_url or row.status not in ("ready", "running"):
+        return None
+    try:
+        return ctx().sessions.client(row).health().get("effective_config")
+    except ApiError:
+        return None
 
 
 @agents_bp.delete("/sessions/<session_id>")
 def delete_session(session_id: str):  # type: ignore[no-untyped-def]
     row = authorized_session(session_id)
     ctx().sessions.delete(row)
+    ctx().store.audit(owner_id(), "session.delete", row.id, "ok", {"owner": row.owner})
     return jsonify(session_id=session_id, status="deleted")
 
 
@@ -58,6 +85,7 @@ def chat(session_id: str):  # type: ignore[no-untyped-def]
     if resume_from is not None:
         # A reconnect: follow the running (or just finished) turn; never resend the message.
         return _stream(service.hub.follow(row.id, resume_from))
+    ctx().quotas.check_rate(rate_key())
     body = load_body(ChatSchema())
     start = service.chat(row, body["message"])
     events = service.hub.follow(row.id, start)

@@ -1,11 +1,12 @@
-"""Agent configurations: presets and custom configs."""
+"""Agent configurations: presets and custom configs (docs/CONFIGS.md)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from control.configs import summary
-from control.context import ctx
+from control.auth import current_principal
+from control.configs import Owner, summary
+from control.context import bearer, ctx
 from wire.errors import ValidationFailed
 
 configs_bp = Blueprint("configs", __name__, url_prefix="/api/configs")
@@ -20,7 +21,8 @@ def _json_body() -> object:
 
 @configs_bp.get("/")
 def list_configs():  # type: ignore[no-untyped-def]
-    configs = [summary(c) for c in ctx().catalog.list()]
+    catalog = ctx().catalog
+    configs = [{**summary(c), "preset": c["id"] in catalog.presets} for c in catalog.list()]
     return jsonify(configs=configs, total=len(configs))
 
 
@@ -31,15 +33,26 @@ def get_config(config_id: str):  # type: ignore[no-untyped-def]
 
 @configs_bp.post("/validate")
 def validate_config():  # type: ignore[no-untyped-def]
-    return jsonify(valid=True, config=ctx().catalog.validate(_json_body()))
+    """For the builder UI: the normalised config (defaults filled in), or field errors."""
+    catalog = ctx().catalog
+    config = catalog.validate(_json_body())
+    return jsonify(valid=True, config=config, shadows_preset=config["id"] in catalog.presets)
 
 
 @configs_bp.post("/")
 def save_config():  # type: ignore[no-untyped-def]
-    return jsonify(ctx().catalog.save(_json_body())), 201
+    config, created = ctx().catalog.save(_json_body(), _owner())
+    return jsonify(config), 201 if created else 200
 
 
 @configs_bp.delete("/<config_id>")
 def delete_config(config_id: str):  # type: ignore[no-untyped-def]
-    ctx().catalog.delete(config_id)
+    ctx().catalog.delete(config_id, _owner())
     return jsonify(deleted=config_id)
+
+
+def _owner() -> Owner:
+    principal = current_principal()  # token mode: the account (401 without a token)
+    if principal is not None:
+        return Owner(user_id=principal.user_id, is_admin=principal.is_admin)
+    return Owner(key=bearer())

@@ -13,7 +13,8 @@ from urllib.parse import quote
 import requests
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from control.context import authorized_session, ctx
+from control.auth import authorized_session
+from control.context import ctx
 from wire.errors import TooLarge
 
 files_bp = Blueprint("files", __name__, url_prefix="/api/files")

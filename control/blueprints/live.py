@@ -12,9 +12,10 @@ from flask import Blueprint, jsonify
 from flask_sock import Sock
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from control.context import authorized_session, bearer, ctx
+from control.auth import authorized_session
+from control.context import ctx
 from control.schemas import load_body
-from wire.errors import ApiError, ValidationFailed, error_body
+from wire.errors import ApiError, NotFound, Unauthorized, ValidationFailed, error_body
 
 live_bp = Blueprint("live", __name__, url_prefix="/api/agents")
 sock = Sock()
@@ -44,14 +45,12 @@ def _forward_answer(row: Any, request_id: str, decision: str, message: str) -> N
 
 @sock.route("/<session_id>/ws", bp=live_bp)
 def channel(ws: Any, session_id: str) -> None:
-    """First message authenticates (browsers cannot set headers on a WebSocket)."""
+    """First message authenticates (browsers cannot set headers on a WebSocket):
+    ``{"api_key", "after"}``, plus ``"token"`` (an AgCluster token) in AUTH_MODE=token."""
     try:
-        key = bearer()
-        after = 0
-        if key is None:
-            hello = _parse(ws.receive(timeout=30))
-            key, after = hello.get("api_key"), int(hello.get("after") or 0)
-        row = ctx().sessions.authorize(session_id, key)
+        hello = _parse(ws.receive(timeout=30))
+        after = int(hello.get("after") or 0)
+        row = _authorize(session_id, hello)
     except (ApiError, ValueError, TypeError) as exc:
         body = exc.body() if isinstance(exc, ApiError) else error_body("bad_request", "send {api_key, after} first")
         ws.send(json.dumps({"type": "error", **body["error"]}))
@@ -77,6 +76,21 @@ def channel(ws: Any, session_id: str) -> None:
         pass
     finally:
         closed.set()
+
+
+def _authorize(session_id: str, hello: dict[str, Any]) -> Any:
+    app = ctx()
+    if app.settings.auth_mode != "token":
+        return app.sessions.authorize(session_id, hello.get("api_key"))
+    principal = app.accounts.authenticate(str(hello.get("token") or ""))
+    if principal is None:
+        raise Unauthorized("send an AgCluster token as 'token' in the first message")
+    row = app.store.get_session(session_id)
+    if row is None or (row.owner != principal.user_id and not principal.is_admin):
+        raise NotFound(f"no session {session_id!r}")
+    if hello.get("api_key"):
+        app.sessions.authorize(session_id, str(hello["api_key"]))
+    return row
 
 
 def _handle(ws: Any, row: Any, message: dict[str, Any]) -> None:

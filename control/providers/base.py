@@ -78,6 +78,9 @@ class Provider(abc.ABC):
     def relay_url(self) -> str:
         """The model relay's base URL as seen from inside a machine."""
 
+    def validate_resources(self, limits: ResourceLimits) -> None:
+        """Reject limits this provider can never honour, before anything is created (a 400)."""
+
     def suspend(self, machine_id: str) -> None:
         """Stop a machine for idleness, keeping its workspace. Default: not supported."""
         raise ProviderError(f"{self.name} cannot suspend machines")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 
+import pytest
 import simple_websocket
 
 from stubs.anthropic import StubAnthropic
@@ -74,10 +75,9 @@ def test_websocket_channel_sends_answers_and_streams(control_plane: ControlPlane
     finally:
         ws.close()
     wrong = simple_websocket.Client(f"ws://127.0.0.1:{control_plane.port}/api/agents/{sid}/ws")
-    try:
-        wrong.send(json.dumps({"api_key": "sk-ant-wrong-key-000"}))
-        refused = json.loads(wrong.receive(timeout=30))
-        assert refused["type"] == "error" and refused["code"] == "forbidden"
-    finally:
-        wrong.close()
+    wrong.send(json.dumps({"api_key": "sk-ant-wrong-key-000"}))
+    refused = json.loads(wrong.receive(timeout=30))
+    assert refused["type"] == "error" and refused["code"] == "forbidden"
+    with pytest.raises(simple_websocket.ConnectionClosed):
+        wrong.receive(timeout=30)
     control_plane.delete(f"/api/agents/sessions/{sid}", key)

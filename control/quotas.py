@@ -1,0 +1,67 @@
+"""Per-user quotas and request rate limits. Zero means "no limit" for every setting.
+
+Budgets are enforced at the model relay, before a request is forwarded, so an agent that
+runs out mid-turn gets a clear error from "the model" and reports it; launches and chats
+are rate-limited with 429 and ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from control.settings import Settings
+from control.store import Store
+from wire.errors import RateLimited
+
+WINDOW = 60.0
+
+
+class Quotas:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._hits: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def check_rate(self, who: str) -> None:
+        """Sliding one-minute window per principal (or client address)."""
+        limit = self.settings.rate_limit_per_minute
+        if limit <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            hits = [t for t in self._hits.get(who, []) if now - t < WINDOW]
+            if len(hits) >= limit:
+                retry = math.ceil(WINDOW - (now - hits[0]))
+                self._hits[who] = hits
+                raise RateLimited(f"too many requests: {limit} a minute", details={"retry_after": retry})
+            hits.append(now)
+            self._hits[who] = hits
+
+    def check_launch(self, owner: str | None) -> None:
+        s = self.settings
+        if s.quota_max_sessions:
+            existing = len(self.store.list_sessions(owner=owner) if owner else self.store.list_sessions())
+            if existing >= s.quota_max_sessions:
+                raise RateLimited(f"you have {existing} sessions; the limit is {s.quota_max_sessions}. "
+                                  "Delete one first.", code="quota_exceeded", details={"max_sessions": s.quota_max_sessions})
+        if s.quota_launches_per_hour:
+            launched = self.store.count_launches_since(owner, time.time() - 3600)
+            if launched >= s.quota_launches_per_hour:
+                raise RateLimited(f"the limit is {s.quota_launches_per_hour} launches an hour", code="quota_exceeded",
+                                  details={"launches_per_hour": s.quota_launches_per_hour, "retry_after": 300})
+
+    def budget_left(self, owner: str | None) -> str | None:
+        """None while within today's budget, else a message for the agent."""
+        s = self.settings
+        if not (s.quota_daily_tokens or s.quota_daily_usd):
+            return None
+        day_start = time.time() - (time.time() % 86_400)
+        used = self.store.usage_since(owner, day_start)
+        if s.quota_daily_tokens and used["tokens"] >= s.quota_daily_tokens:
+            return f"AgCluster daily token budget exhausted ({int(used['tokens'])} of {s.quota_daily_tokens} tokens used)"
+        if s.quota_daily_usd and used["cost_usd"] >= s.quota_daily_usd:
+            return f"AgCluster daily budget exhausted (${used['cost_usd']:.4f} of ${s.quota_daily_usd:.2f} used)"
+        return None
