@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": 16,
         "timeout": 0,
         "graceful_timeout": 5,
+        "control_socket_disable": True,
         "accesslog": None,
         "loglevel": "warning",
         "preload_app": False,

@@ -392,7 +392,7 @@ class Workspace:
         so ``..`` from a link target is just a pop, and a pop past the root is an escape.
         """
         names: list[str] = []
-        hops = 0
+        hops = retries = 0
         while pending:
             name = pending.pop()
             if name in ("", "."):
@@ -411,7 +411,7 @@ class Workspace:
                     return _Located(stack[-1], name, tuple(names), None)
                 if not create_dirs:
                     raise NotFound("no such file or directory", details={"path": _shown(rel)}) from None
-                hops = self._count_hop(hops, rel)
+                retries = self._count_retry(retries, rel)
                 self._mkdir_quietly(stack[-1], name)
                 pending.append(name)
                 continue
@@ -429,7 +429,7 @@ class Workspace:
                 if exc.errno not in _RETRY_ERRNOS:
                     raise
                 # Changed between stat and open (e.g. now a symlink): look at it again.
-                hops = self._count_hop(hops, rel)
+                retries = self._count_retry(retries, rel)
                 pending.append(name)
                 continue
             stack.append(fd)
@@ -440,10 +440,18 @@ class Workspace:
 
     @staticmethod
     def _count_hop(hops: int, rel: str) -> int:
-        """Bounds symlink loops and agents racing us in a loop alike."""
+        """Bounds symlink loops, as the kernel's ELOOP does."""
         if hops >= MAX_SYMLINK_HOPS:
             raise _invalid(rel, "too many levels of symbolic links")
         return hops + 1
+
+    @staticmethod
+    def _count_retry(retries: int, rel: str) -> int:
+        """Directories created on the way, or entries that changed under us, are bounded
+        too, so an agent racing us in a loop cannot keep a request spinning."""
+        if retries >= MAX_DEPTH + MAX_SYMLINK_HOPS:
+            raise Conflict("the path kept changing while it was being resolved", details={"path": _shown(rel)})
+        return retries + 1
 
     @staticmethod
     def _mkdir_quietly(dir_fd: int, name: str) -> None:

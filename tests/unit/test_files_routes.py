@@ -340,7 +340,8 @@ def test_content_attacks(client: FlaskClient, attack: str, suffix: str) -> None:
 
 @pytest.mark.usefixtures("outside_unchanged")
 @pytest.mark.parametrize("attack", [a for a in TRAVERSALS if a not in ("secret_link", "abs_secret", "hop",
-                                                                           "passwd", "proc_env", "loop")])
+                                                                           "passwd", "proc_env", "loop",
+                                                                           "sub/updir")])
 def test_delete_attacks(client: FlaskClient, attack: str, root: Path) -> None:
     _assert_safe(client.delete(f"/files/content/{attack}"))
     assert (root / "sub" / "keep.txt").exists()
@@ -375,6 +376,13 @@ def test_upload_into_escaping_targets(client: FlaskClient, root: Path, target: s
     assert not list(root.parent.rglob("planted.txt"))
 
 
+def _raw_upload(client: FlaskClient, disposition: str) -> TestResponse:
+    """A hand-made body, so the file name reaches the server exactly as an attacker wrote it."""
+    body = (b"--B\r\nContent-Disposition: " + disposition.encode("utf-8", "surrogateescape")
+            + b"\r\nContent-Type: text/plain\r\n\r\nplanted\r\n--B--\r\n")
+    return client.post("/files/upload", data=body, content_type="multipart/form-data; boundary=B")
+
+
 @pytest.mark.usefixtures("outside_unchanged")
 @pytest.mark.parametrize("filename", [
     "../../planted.txt", "..\\..\\planted.txt", "/etc/planted.txt", "/tmp/planted.txt", ".", "..",
@@ -382,9 +390,40 @@ def test_upload_into_escaping_targets(client: FlaskClient, root: Path, target: s
     "planted.txt\x00.png", "x" * 300,
 ])
 def test_zip_slip_upload_names(client: FlaskClient, root: Path, filename: str) -> None:
+    """Whatever the multipart parser makes of a name, the file lands in the target or nowhere."""
     response = _upload(client, [(b"planted", filename)])
+    _assert_safe_or_inside(response, root)
+
+
+@pytest.mark.usefixtures("outside_unchanged")
+@pytest.mark.parametrize("disposition", [
+    'form-data; name="files"; filename="../../planted.txt"',
+    'form-data; name="files"; filename="/etc/planted.txt"',
+    'form-data; name="files"; filename="sub/../../planted.txt"',
+    "form-data; name=\"files\"; filename*=UTF-8''..%5C..%5Cplanted.txt",
+    "form-data; name=\"files\"; filename*=UTF-8''..%2F..%2Fplanted.txt",
+    "form-data; name=\"files\"; filename*=UTF-8''%2Fetc%2Fplanted.txt",
+    "form-data; name=\"files\"; filename*=UTF-8''planted%00.txt",
+    "form-data; name=\"files\"; filename*=UTF-8''..",
+    'form-data; name="files"; filename=".."',
+    'form-data; name="files"; filename="\uff0e\uff0e\uff0fplanted.txt"',
+])
+def test_zip_slip_raw_multipart_names(client: FlaskClient, root: Path, disposition: str) -> None:
+    response = _raw_upload(client, disposition)
     _assert_safe(response)
+    assert response.status_code == 400
     assert not [p for p in root.parent.rglob("*") if "planted" in p.name]
+
+
+def _assert_safe_or_inside(response: TestResponse, root: Path) -> None:
+    if response.status_code == 200:
+        for item in response.json["uploaded"]:
+            assert "/" not in item["filename"] and "\\" not in item["filename"]
+            assert (root / item["path"]).parent == root
+    else:
+        _assert_safe(response)
+    for planted in (p for p in root.parent.rglob("*") if "planted" in p.name):
+        assert planted.parent == root
 
 
 @pytest.mark.usefixtures("outside_unchanged")

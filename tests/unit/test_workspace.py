@@ -427,6 +427,15 @@ def test_mkdir_rename_delete(layout: tuple[Workspace, Path, Path]) -> None:
         ws.delete("moved")
 
 
+def test_deep_mkdir_and_upload_create_every_parent(layout: tuple[Workspace, Path, Path]) -> None:
+    ws, root, _ = layout
+    deep = "/".join(f"d{i}" for i in range(100))
+    assert ws.mkdir(deep) == deep
+    ws.save_upload(deep + "/more/and/more", "f.txt", io.BytesIO(b"deep"), max_bytes=10)
+    assert (root.joinpath(*deep.split("/")) / "more" / "and" / "more" / "f.txt").read_bytes() == b"deep"
+    assert ws.delete("d0") == "d0" and not (root / "d0").exists()
+
+
 def test_delete_tree_with_links_inside_keeps_targets(layout: tuple[Workspace, Path, Path]) -> None:
     ws, root, outside = layout
     (root / "trap" / "deep").mkdir(parents=True)
