@@ -24,6 +24,7 @@ from control.providers.base import Provider
 from control.pool import WarmPool
 from control.quotas import Quotas
 from control.relay import relay_bp
+from control.session_store import store_bp
 from control.secrets import KeyVault, TokenMinter, install_redaction, load_server_secret
 from control.sessions import SessionService
 from control.settings import Settings, from_env
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     errors.install(app)
     web.install(app, settings.cors_origins)
     app.before_request(require_token_for_api)
-    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, relay_bp, account_bp, web.ui_bp):
+    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, store_bp, relay_bp, account_bp, web.ui_bp):
         app.register_blueprint(blueprint)
     sock.init_app(app)
 

@@ -105,6 +105,13 @@ def count_provider_error(provider: str, kind: str) -> None:
     PROVIDER_ERRORS.labels(provider[:32], kind[:64]).inc()
 
 
+def observe_model_status(status: int) -> None:
+    """The model API's own error answers (429, 529, ...) count as provider errors of the
+    model API, labelled by status so overload and auth failures can be told apart."""
+    if status >= 400:
+        count_provider_error("anthropic", str(int(status)))
+
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 

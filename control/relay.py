@@ -16,6 +16,7 @@ from typing import Any
 import requests
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
+from control import metrics
 from control.pricing import cost_usd
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def relay(path: str) -> Response:
             # A 4xx the CLI does not retry: the agent reports it and the turn ends cleanly.
             return _anthropic_error(400, "invalid_request_error", refusal)
     payload = request.get_data() if request.method == "POST" else None
+    metrics.count_relay_bytes(len(payload or b""), "upstream")
     model = _model_of(payload)
     headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED_REQUEST_HEADERS}
     headers["x-api-key"] = api_key
@@ -67,7 +69,9 @@ def relay(path: str) -> Response:
                                           data=payload,
                                           stream=True, timeout=(10, 600))
     except requests.RequestException as exc:
+        metrics.count_provider_error("anthropic", "unreachable")
         return _anthropic_error(502, "api_error", f"the model API is not reachable ({type(exc).__name__})")
+    metrics.observe_model_status(upstream.status_code)
     meter = UsageMeter()
     store = ext.store
 
@@ -75,15 +79,18 @@ def relay(path: str) -> Response:
         try:
             for chunk in upstream.iter_content(chunk_size=None):
                 meter.feed(chunk)
+                metrics.count_relay_bytes(len(chunk))
                 yield chunk
         except requests.RequestException:
             log.warning("upstream stream broke for session %s", session_id)
+            metrics.count_provider_error("anthropic", "stream_broken")
         finally:
             upstream.close()
             meter.finish()
             if meter.any:
                 try:
                     totals = meter.totals()
+                    metrics.count_tokens(**totals, cost_usd=cost_usd(model, **totals))
                     store.add_usage(session_id, **totals, cost_usd=cost_usd(model, **totals), owner=row.owner,
                                     model=model)
                 except Exception:  # noqa: BLE001 - metering must not break the stream

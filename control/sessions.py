@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from control import metrics
 from control.configs import ConfigCatalog, admit_mcp_env
 from control.machine_client import MachineClient
 from control.pool import WarmPool
@@ -46,6 +47,7 @@ class SessionService:
         self._mcp_env: dict[str, dict[str, dict[str, str]]] = {}
 
     # launch ---------------------------------------------------------------------------
+    @metrics.timed_launch
     def launch(self, api_key: str, config_id: str | None, inline: dict[str, Any] | None,
                mcp_env: dict[str, dict[str, str]], owner: str | None = None) -> SessionRow:
         config = self.catalog.get(config_id) if config_id else self.catalog.validate_inline(inline)
@@ -76,6 +78,7 @@ class SessionService:
             self._fail_launch(row)
             raise
         except ProviderError as exc:
+            metrics.count_provider_error(self.provider.name, "start")
             self._fail_launch(row)
             raise Unavailable(f"could not start a machine: {exc.message}", code="machine_start_failed") from None
         return self.get(session_id)
@@ -182,6 +185,7 @@ class SessionService:
                         return client
                 return self._start_machine(row)
             except ProviderError as exc:
+                metrics.count_provider_error(self.provider.name, "wake")
                 self.store.update_session(session_id, status="failed", status_detail=exc.message)
                 raise Unavailable(f"could not wake the session's machine: {exc.message}", code="machine_start_failed") from None
 
@@ -216,6 +220,7 @@ class SessionService:
             try:
                 self.provider.destroy(row.machine_id)
             except ProviderError as exc:
+                metrics.count_provider_error(self.provider.name, "destroy")
                 raise Unavailable(f"could not remove the machine: {exc.message}") from None
         self.hub.forget(row.id)
         self.vault.forget(row.id)

@@ -105,6 +105,20 @@ MIGRATIONS: list[str] = [
         details TEXT NOT NULL DEFAULT '{}'
     )
     """,
+    # 4: the CLI's own transcript, mirrored so a fresh machine can resume the conversation
+    """
+    CREATE TABLE cli_transcripts (
+        session_id TEXT NOT NULL,
+        project_key TEXT NOT NULL,
+        claude_session_id TEXT NOT NULL,
+        subpath TEXT NOT NULL DEFAULT '',
+        n INTEGER NOT NULL,
+        uuid TEXT,
+        entry TEXT NOT NULL,
+        PRIMARY KEY (session_id, project_key, claude_session_id, subpath, n)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX cli_transcripts_uuid ON cli_transcripts(session_id, project_key, claude_session_id, subpath, uuid)
+    """,
 ]
 
 SESSION_FIELDS = (
@@ -240,6 +254,7 @@ class Store:
     def delete_session(self, session_id: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM cli_transcripts WHERE session_id = ?", (session_id,))
             db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
     # transcript -----------------------------------------------------------------------
@@ -374,3 +389,29 @@ class Store:
         with self._lock:
             rows = self._db.execute(f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+
+    # the CLI's transcript mirror -------------------------------------------------------
+    def append_cli_entries(self, session_id: str, key: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+        """Entries with a uuid are idempotent (the SDK retries); others are appended."""
+        ident = (session_id, key["project_key"], key["session_id"], key.get("subpath") or "")
+        with self._tx() as db:
+            n = db.execute("SELECT COALESCE(MAX(n), 0) FROM cli_transcripts WHERE session_id = ? AND project_key = ? "
+                           "AND claude_session_id = ? AND subpath = ?", ident).fetchone()[0]
+            for entry in entries:
+                n += 1
+                db.execute("INSERT OR IGNORE INTO cli_transcripts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (*ident, n, entry.get("uuid"), json.dumps(entry, separators=(",", ":"))))
+
+    def load_cli_entries(self, session_id: str, key: dict[str, Any]) -> list[dict[str, Any]] | None:
+        ident = (session_id, key["project_key"], key["session_id"], key.get("subpath") or "")
+        with self._lock:
+            rows = self._db.execute("SELECT entry FROM cli_transcripts WHERE session_id = ? AND project_key = ? AND "
+                                    "claude_session_id = ? AND subpath = ? ORDER BY n", ident).fetchall()
+        return [json.loads(r[0]) for r in rows] or None
+
+    def cli_subkeys(self, session_id: str, key: dict[str, Any]) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT subpath FROM cli_transcripts WHERE session_id = ? AND "
+                                    "project_key = ? AND claude_session_id = ? AND subpath != ''",
+                                    (session_id, key["project_key"], key["session_id"])).fetchall()
+        return [r[0] for r in rows]

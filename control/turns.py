@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from control import metrics
 from control.store import Store
 from wire.errors import Conflict
 from wire.events import make_event
@@ -73,8 +74,10 @@ class TurnHub:
 
     def _run(self, session_id: str, source: TurnSource) -> None:
         saw_done = False
+        clock = metrics.FirstEventClock()
         try:
             for event in source():
+                clock.see(event)
                 if event.get("type") == "done":
                     saw_done = True
                 self.publish(session_id, event)
@@ -99,6 +102,7 @@ class TurnHub:
             channel.pending.append(event)
             followers = list(channel.followers)
             should_flush = len(channel.pending) >= FLUSH_EVENTS
+        metrics.count_event(event["type"])
         for follower in followers:
             follower.put(event)
         if should_flush:

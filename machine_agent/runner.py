@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import uuid
+from dataclasses import replace
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk.types import PermissionRuleValue
 
 from machine_agent.convert import EventConverter
+from machine_agent.session_store import ControlPlaneSessionStore
 from machine_agent.options import MachineContext, build_options, effective_summary
 from wire.errors import Conflict, NotFound
 from wire.events import make_event
@@ -67,6 +69,11 @@ class AgentRunner:
     def claude_session_id(self) -> str | None:
         return self._converter.claude_session_id if self._converter else None
 
+    @property
+    def cli_init(self) -> dict[str, Any]:
+        """What the CLI itself reported in its last init message: tools, agents, MCP servers, model."""
+        return dict(self._converter.init_info) if self._converter else {}
+
     def configure(self, session_id: str, config: dict[str, Any], relay_url: str, relay_token: str,
                   mcp_env: dict[str, Any] | None = None, resume: str | None = None) -> dict[str, Any]:
         """Start the CLI now, so the first chat does not pay its start-up."""
@@ -77,8 +84,11 @@ class AgentRunner:
                 raise Conflict("this machine is already configured for another session")
             ctx = MachineContext(self.workspace, self.home, relay_url, relay_token)
             asks = config.get("permission_mode") == "default"
-            self._options = build_options(config, ctx, mcp_env=mcp_env, resume=resume, stderr=self._stderr.append,
-                                          can_use_tool=self._can_use_tool if asks else None)
+            self._options = replace(
+                build_options(config, ctx, mcp_env=mcp_env, resume=resume, stderr=self._stderr.append,
+                              can_use_tool=self._can_use_tool if asks else None),
+                session_store=ControlPlaneSessionStore(relay_url, relay_token),
+            )
             client = ClaudeSDKClient(self._options)
             self._submit(client.connect(), timeout=120)
             self._client = client
@@ -175,8 +185,6 @@ class AgentRunner:
             pass
         if self._options is None:
             return
-        from dataclasses import replace
-
         resume = self.claude_session_id or self._options.resume
         client = ClaudeSDKClient(replace(self._options, resume=resume))
         try:

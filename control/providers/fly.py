@@ -312,8 +312,7 @@ class FlyProvider(Provider):
                   discard_on_failure: bool = True) -> Machine:
         try:
             with self._lease(machine.id, "start") as nonce:
-                self._settle(machine.id)
-                current = self.api.get_machine(machine.id)
+                current = self._settle(machine.id)
                 if current.state in ("stopped", "suspended", "failed"):
                     self.api.start_machine(machine.id, nonce=nonce, ready_timeout=_left(deadline))
                 self.api.wait_machine(machine.id, "started", instance_id=current.instance_id or None,
@@ -333,12 +332,14 @@ class FlyProvider(Provider):
                 raise _provider_error("start the machine", exc) from None
             raise
 
-    def _settle(self, machine_id: str) -> None:
-        """Let a stopping or suspending machine finish, so a start is not refused halfway."""
+    def _settle(self, machine_id: str) -> FlyMachine:
+        """The machine, once a stop or suspend in flight has finished (a start would be refused)."""
         machine = self.api.get_machine(machine_id)
         target = {"stopping": "stopped", "suspending": "suspended"}.get(machine.state)
         if target:
             self.api.wait_machine(machine_id, target, instance_id=machine.instance_id, timeout=self.stop_timeout)
+            machine = self.api.get_machine(machine_id)
+        return machine
 
     def _alive(self, machine_id: str) -> Callable[[], bool]:
         """For wait_healthy: a machine that stopped while booting fails fast, at most 1 GET/s."""

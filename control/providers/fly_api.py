@@ -332,7 +332,7 @@ class FlyMachinesClient:
     def __init__(self, app: str, token: str, base_url: str = DEFAULT_API_URL, *,
                  http: httpx.Client | None = None, retry: RetryPolicy | None = None,
                  limiter: RateLimiter | None = None, sleep: Callable[[float], None] = time.sleep,
-                 timeout: float = 30.0) -> None:
+                 clock: Callable[[], float] = time.monotonic, timeout: float = 30.0) -> None:
         if not app:
             raise ValueError("a Fly app name is required")
         if not token:
@@ -342,6 +342,7 @@ class FlyMachinesClient:
         self.retry = retry or RetryPolicy()
         self.limiter = limiter or RateLimiter(sleep=sleep)
         self._sleep = sleep
+        self._clock = clock
         self._timeout = timeout
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
@@ -392,14 +393,14 @@ class FlyMachinesClient:
 
     def start_machine(self, machine_id: str, *, nonce: str | None = None, ready_timeout: float = 60.0) -> dict[str, Any]:
         """Start; a 412 (still ``created``/``replacing``) is retried until ``ready_timeout``."""
-        deadline = time.monotonic() + ready_timeout
+        deadline = self._clock() + ready_timeout
         attempt = 0
         while True:
             try:
                 return self._call("POST", f"/{_seg(machine_id)}/start", action="start", machine_id=machine_id,
                                   idempotent=True, nonce=nonce) or {}
             except FlyPreconditionFailed:
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self._clock()
                 if remaining <= 0:
                     raise
                 self._sleep(min(remaining, self.retry.delay(attempt)))
@@ -424,9 +425,9 @@ class FlyMachinesClient:
         """Block until ``state``; waits longer than 60 s are several ``/wait`` rounds."""
         if state not in WAIT_STATES:
             raise ValueError(f"cannot wait for state {state!r}; one of {', '.join(WAIT_STATES)}")
-        deadline = time.monotonic() + max(timeout, WAIT_MIN_SECONDS)
+        deadline = self._clock() + max(timeout, WAIT_MIN_SECONDS)
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             round_seconds = int(min(WAIT_MAX_SECONDS, max(WAIT_MIN_SECONDS, math.ceil(remaining))))
             params: dict[str, str] = {"state": state, "timeout": str(round_seconds)}
             if instance_id:
@@ -438,7 +439,7 @@ class FlyMachinesClient:
                            idempotent=True, params=params, read_timeout=round_seconds + 15)
                 return
             except FlyWaitTimeout:
-                if deadline - time.monotonic() <= 0:
+                if deadline - self._clock() <= 0:
                     raise
 
     def destroy_machine(self, machine_id: str, *, force: bool = False, nonce: str | None = None) -> None:

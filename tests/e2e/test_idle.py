@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+import sqlite3
 from pathlib import Path
 
 from stubs.anthropic import StubAnthropic
@@ -21,6 +23,13 @@ def test_idle_stop_then_wake_on_a_fresh_machine(tmp_path: Path, model: StubAnthr
         wait_for(lambda: cp.get(f"/api/agents/sessions/{sid}", key).json()["status"] == "stopped")
         workspace = cp.data_dir / "machines" / sid / "workspace"
         assert machine_processes(str(workspace)) == []
+        # A *fresh* machine: the CLI's own files are gone; only the control plane's mirror remains.
+        home = cp.data_dir / "machines" / sid / "home"
+        shutil.rmtree(home)
+        home.mkdir()
+        with sqlite3.connect(cp.db_path) as db:
+            mirrored = db.execute("SELECT COUNT(*) FROM cli_transcripts WHERE session_id = ?", (sid,)).fetchone()[0]
+        assert mirrored > 0
         model.reset()
         events = cp.chat_events(sid, key, "run: cat kept.txt")
         assert "idle-marker" in next(e for e in events if e["type"] == "tool_result")["output"]
