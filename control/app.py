@@ -84,6 +84,7 @@ def _start_janitor(sessions: SessionService, interval: int) -> None:
         while not stop.wait(interval):
             try:
                 sessions.stop_idle()
+                sessions.expire()
             except Exception:  # noqa: BLE001 - the janitor must keep running
                 log.exception("idle sweep failed")
 

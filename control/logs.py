@@ -107,6 +107,9 @@ def install(app: Flask) -> None:
     A streamed response (SSE, file pass-through, ZIP) is logged when the server closes it,
     so its duration covers the whole stream; any other response is logged at once.
     """
+    if app.extensions.get("agcluster_logs"):
+        return
+    app.extensions["agcluster_logs"] = True
 
     @app.before_request
     def _begin() -> None:

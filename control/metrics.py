@@ -212,6 +212,8 @@ def install(app: Flask) -> None:
     ``/metrics`` carries no secrets and no session ids (labels are bounded), so it is open
     like ``/health``; put it behind the network, as Prometheus endpoints usually are.
     """
+    if "metrics" in app.view_functions:  # already installed on this app
+        return
     registry = registry_for(app)
 
     @app.before_request

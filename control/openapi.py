@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, current_app
-from marshmallow import INCLUDE, RAISE, Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 from werkzeug.routing import Rule
 
+from control.blueprints.live import PermissionAnswerSchema
 from control.config_schema import AgentConfigSchema, SizeField, SystemPromptField, SystemPromptPreset
 from control.schemas import ChatSchema, LaunchSchema
 from wire.events import EVENT_TYPES
@@ -173,17 +174,6 @@ class ChatAnswerSchema(_Open):
 class InterruptedSchema(_Open):
     session_id = fields.String(required=True)
     interrupted = fields.Boolean(required=True)
-
-
-class PermissionAnswerSchema(Schema):
-    """The body of ``POST /api/agents/{id}/permissions/{request_id}`` (kept in step with
-    ``control.blueprints.live.PermissionAnswerSchema`` by a unit test)."""
-
-    class Meta:
-        unknown = RAISE
-
-    decision = fields.String(required=True, validate=validate.OneOf(["allow", "allow_session", "deny"]))
-    message = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
 class PermissionAnsweredSchema(_Open):

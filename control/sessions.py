@@ -6,6 +6,7 @@ relay and start-up reconciliation all go through one place.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -280,6 +281,31 @@ class SessionService:
                 stopped += 1
         return stopped
 
+    def expire(self) -> int:
+        """Destroy sessions unused for SESSION_TTL, keeping their export under data/exports."""
+        ttl = self.settings.session_ttl
+        if ttl <= 0:
+            return 0
+        from control.export import export_json
+
+        cutoff = time.time() - ttl
+        exports = self.settings.data_dir / "exports"
+        expired = 0
+        for row in self.store.list_sessions():
+            if row.last_active_at >= cutoff or self.hub.is_running(row.id):
+                continue
+            exports.mkdir(parents=True, exist_ok=True)
+            self.hub.flush(row.id)
+            document = export_json(row, self.store.events_after(row.id, 0, limit=10_000_000))
+            (exports / f"{row.id}.json").write_text(json.dumps(document, indent=1))
+            try:
+                self.delete(row)
+            except ApiError:
+                continue
+            self.store.audit(None, "session.expire", row.id, "ok", {"export": f"exports/{row.id}.json"})
+            expired += 1
+        return expired
+
     def publish_control_event(self, session_id: str, type_: str, **fields: Any) -> None:
         self.hub.publish(session_id, make_event(type_, session_id, **fields))
 
@@ -293,8 +319,6 @@ class SessionService:
 
 
 def _json(config: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(config, separators=(",", ":"))
 
 

@@ -48,6 +48,7 @@ class Settings:
     machines_dir: Path = Path("./data/machines")
     demo: bool = False
     warm_pool_size: int = 0
+    session_ttl: int = 0
     quota_max_sessions: int = 0
     quota_launches_per_hour: int = 0
     quota_daily_tokens: int = 0
@@ -93,6 +94,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         relay_url=reader.url("RELAY_URL", "", allow_empty=True),
         machines_dir=Path(reader.text("MACHINES_DIR", str(database_path.parent / "machines"))),
         warm_pool_size=reader.integer("WARM_POOL_SIZE", 0, 0, 50),
+        session_ttl=reader.integer("SESSION_TTL", 0, 0, 10 * 365 * 86_400),
         quota_max_sessions=reader.integer("QUOTA_MAX_SESSIONS", 0, 0, 100_000),
         quota_launches_per_hour=reader.integer("QUOTA_LAUNCHES_PER_HOUR", 0, 0, 1_000_000),
         quota_daily_tokens=reader.integer("QUOTA_DAILY_TOKENS", 0, 0, 10**12),

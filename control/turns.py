@@ -79,19 +79,24 @@ class TurnHub:
             for event in source():
                 clock.see(event)
                 if event.get("type") == "done":
+                    # Idle before anyone sees "done", so a client may send its next message at once.
                     saw_done = True
+                    self._idle(session_id)
                 self.publish(session_id, event)
         except Exception as exc:  # noqa: BLE001 - every failure ends the turn with an event
             code = getattr(exc, "code", "turn_failed")
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            self.publish(session_id, make_event("error", session_id, code=code, message=message))
+            if not saw_done:  # after "done" the turn is over (and the next may have begun)
+                self.publish(session_id, make_event("error", session_id, code=code, message=message))
         finally:
             if not saw_done:
+                self._idle(session_id)
                 self.publish(session_id, make_event("done", session_id))
-            with self._lock:
-                channel = self._channel(session_id)
-                channel.running = False
             self.flush(session_id)
+
+    def _idle(self, session_id: str) -> None:
+        with self._lock:
+            self._channel(session_id).running = False
 
     def publish(self, session_id: str, event: dict[str, Any]) -> dict[str, Any]:
         """Number, remember and fan out one event (also used for control-plane events)."""

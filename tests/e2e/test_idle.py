@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import sqlite3
@@ -35,5 +36,20 @@ def test_idle_stop_then_wake_on_a_fresh_machine(tmp_path: Path, model: StubAnthr
         assert "idle-marker" in next(e for e in events if e["type"] == "tool_result")["output"]
         history = str(model.requests()[-1]["body"]["messages"])
         assert "echo idle-marker" in history, "the woken machine must resume the earlier conversation"
+    finally:
+        cp.stop()
+
+
+def test_session_ttl_destroys_after_keeping_an_export(tmp_path: Path, model: StubAnthropic) -> None:
+    cp = ControlPlane(tmp_path / "cp", {"ANTHROPIC_BASE_URL": model.url, "SESSION_TTL": "2",
+                                        "SESSION_CLEANUP_INTERVAL": "1"}).start()
+    key = "sk-ant-api03-" + secrets.token_hex(20)
+    try:
+        sid = cp.launch(key)["session_id"]
+        cp.chat_events(sid, key, "run: echo ttl-marker")
+        wait_for(lambda: cp.get(f"/api/agents/sessions/{sid}", key).status_code == 404)
+        export = json.loads((cp.data_dir / "exports" / f"{sid}.json").read_text())
+        assert "ttl-marker" in json.dumps(export["turns"])
+        assert not (cp.data_dir / "machines" / sid).exists()
     finally:
         cp.stop()
