@@ -14,9 +14,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import requests
+
 from control import metrics
 from control.configs import ConfigCatalog, admit_mcp_env
-from control.machine_client import MachineClient
+from control.machine_client import MachineClient, MachineUnreachable
 from control.pool import WarmPool
 from control.providers.base import MachineSpec, Provider, ProviderError, ResourceLimits
 from control.secrets import KeyVault, TokenMinter, hash_key, key_matches
@@ -44,6 +46,7 @@ class SessionService:
         self.hub = TurnHub(store, observer=self._observe)
         self._wake_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._http_sessions: dict[str, requests.Session] = {}
         # MCP credentials are secrets: memory only, like the user's key.
         self._mcp_env: dict[str, dict[str, dict[str, str]]] = {}
 
@@ -101,7 +104,7 @@ class SessionService:
         )
         machine = self.provider.start(spec)
         self.store.update_session(row.id, machine_id=machine.machine_id, machine_url=machine.url, status="starting")
-        client = MachineClient(machine.url, spec.machine_token)
+        client = MachineClient(machine.url, spec.machine_token, self._http(machine.url))
         self._configure(row, client)
         return client
 
@@ -114,7 +117,7 @@ class SessionService:
             "mcp_env": self._mcp_env.get(row.id, {}),
             "resume": row.claude_session_id,
         })
-        self.store.update_session(row.id, status="ready", status_detail="")
+        self.store.update_session(row.id, status="ready", status_detail="", last_active_at=time.time())
 
     def _fail_launch(self, row: SessionRow) -> None:
         current = self.store.get_session(row.id)
@@ -147,7 +150,15 @@ class SessionService:
     def client(self, row: SessionRow) -> MachineClient:
         if not row.machine_url:
             raise Unavailable("the session has no running machine", code="machine_not_running")
-        return MachineClient(row.machine_url, self.minter.machine_token(row.machine_key))
+        return MachineClient(row.machine_url, self.minter.machine_token(row.machine_key), self._http(row.machine_url))
+
+    def _http(self, url: str) -> requests.Session:
+        """One pooled HTTP session per machine: no new TCP connection per chat."""
+        with self._locks_guard:
+            session = self._http_sessions.get(url)
+            if session is None:
+                session = self._http_sessions[url] = requests.Session()
+            return session
 
     # turns ----------------------------------------------------------------------------
     def chat(self, row: SessionRow, message: str) -> int:
@@ -156,9 +167,27 @@ class SessionService:
         self.store.update_session(row.id, last_active_at=time.time())
 
         def source() -> Iterator[dict[str, Any]]:
-            client = self.ensure_machine(row.id)
+            # Fast path: a machine believed ready is asked directly; only if it cannot take
+            # the turn (gone, restarted, unconfigured) is it woken and the turn retried.
+            current = self.get(row.id)
+            events: Iterator[dict[str, Any]] | None = None
+            first: dict[str, Any] | None = None
+            if current.status in ("ready", "running") and current.machine_url:
+                try:
+                    events = self.client(current).chat(message)
+                    first = next(events)
+                except (MachineUnreachable, StopIteration):
+                    events = None
+                except ApiError as exc:
+                    if exc.code != "not_configured":
+                        raise
+                    events = None
+            if events is None:
+                events = self.ensure_machine(row.id).chat(message)
+                first = next(events)
             self.store.update_session(row.id, status="running")
-            yield from client.chat(message)
+            yield first  # type: ignore[misc]
+            yield from events
 
         return self.hub.start_turn(row.id, message, source)
 
@@ -292,7 +321,7 @@ class SessionService:
         exports = self.settings.data_dir / "exports"
         expired = 0
         for row in self.store.list_sessions():
-            if row.last_active_at >= cutoff or self.hub.is_running(row.id):
+            if row.last_active_at >= cutoff or row.status in ("starting", "running") or self.hub.is_running(row.id):
                 continue
             exports.mkdir(parents=True, exist_ok=True)
             self.hub.flush(row.id)

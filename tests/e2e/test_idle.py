@@ -41,7 +41,7 @@ def test_idle_stop_then_wake_on_a_fresh_machine(tmp_path: Path, model: StubAnthr
 
 
 def test_session_ttl_destroys_after_keeping_an_export(tmp_path: Path, model: StubAnthropic) -> None:
-    cp = ControlPlane(tmp_path / "cp", {"ANTHROPIC_BASE_URL": model.url, "SESSION_TTL": "2",
+    cp = ControlPlane(tmp_path / "cp", {"ANTHROPIC_BASE_URL": model.url, "SESSION_TTL": "3",
                                         "SESSION_CLEANUP_INTERVAL": "1"}).start()
     key = "sk-ant-api03-" + secrets.token_hex(20)
     try:
