@@ -24,7 +24,7 @@ def make_provider(settings: Settings) -> Provider:
     if settings.container_provider == "fly_machines":
         from control.providers.fly import FlyProvider
 
-        return FlyProvider.from_settings(settings)  # type: ignore[attr-defined]
+        return FlyProvider.from_settings(settings)
     raise ProviderError(f"unknown provider {settings.container_provider}")
 
 

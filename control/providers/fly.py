@@ -322,10 +322,10 @@ class FlyProvider(Provider):
             wait_healthy(url, token, _left(deadline), alive=self._alive(machine.id))
             return Machine(current.id, url, "started", current.metadata.get(SESSION_KEY))
         except (FlyApiError, ProviderError) as exc:
+            state = self._state_of(machine.id) if isinstance(exc, FlyWaitTimeout) else ""
             if discard_on_failure:
                 self._discard(machine.id)
             if isinstance(exc, FlyWaitTimeout):
-                state = self._state_of(machine.id)
                 raise ProviderError(f"the Fly machine did not start in {self.start_timeout:.0f}s "
                                     f"(it stayed {state})", retryable=True) from None
             if isinstance(exc, FlyApiError):
@@ -391,8 +391,8 @@ class FlyProvider(Provider):
                 break
             except LeaseHeld as exc:
                 if time.monotonic() >= deadline:
-                    raise ProviderError(f"machine {machine_id} is leased by another process, so it cannot "
-                                        f"{purpose} now; try again when the lease expires ({exc.message})",
+                    raise ProviderError(f"machine {machine_id} is leased by another process, so AgCluster cannot "
+                                        f"{purpose} it now; try again when the lease expires ({exc.message})",
                                         retryable=True) from None
                 self._sleep(min(2.0, random.uniform(0.05, 0.2 * 2 ** min(attempt, 4))))
                 attempt += 1

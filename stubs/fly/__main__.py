@@ -1,0 +1,44 @@
+"""``python -m stubs.fly --port N [--backend docker|process]``: serve the Machines API stand-in."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .backends import BackendError
+from .runtime import StubFly
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stubs.fly", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4280)
+    parser.add_argument("--backend", choices=("process", "docker"), default="process")
+    parser.add_argument("--token", help="the only API token accepted (default: any Bearer/FlyV1 token)")
+    parser.add_argument("--app", action="append", dest="apps", help="an app that exists (repeatable; default: any)")
+    parser.add_argument("--region", default="ord")
+    args = parser.parse_args(argv)
+    try:
+        stub = StubFly(args.host, args.port, backend=args.backend, token=args.token, apps=args.apps,
+                       region=args.region).start()
+    except BackendError as exc:
+        print(f"stubs.fly: {exc}", file=sys.stderr)
+        return 1
+    # The resolved URL on stdout lets a parent that passed --port 0 find the stand-in.
+    print(f"stubs.fly listening on {stub.url} (backend={args.backend})", flush=True)
+    done = threading.Event()
+    # SIGTERM must run stop() too, or the machines would outlive the stand-in.
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stub.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Where the stand-in's machines really run: sandboxed local processes or Docker containers.
+
+Both backends give every machine its own loopback address (127.0.0.N) as its ``private_ip``
+and run the machine agent bound to that address on port 8080, so a client addresses a
+machine exactly as it would on Fly (``http://<private_ip>:8080``) and the machines can
+still reach a control plane listening on 127.0.0.1.
+
+A backend knows nothing about Fly states; :mod:`stubs.fly.state` decides when to call it.
+Every start is from a fresh root filesystem (workspace and home emptied), as on Fly, where
+a stopped machine's rootfs is reset; suspend freezes the processes and keeps everything.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from control.providers.base import AGENT_PORT, MACHINE_TOKEN_ENV
+from control.providers.local import _descendants, bwrap_path, sandbox_command
+
+
+class BackendError(Exception):
+    """The machine could not be run; the message ends up in the machine's events."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a backend needs to run one machine (a view of the machine's config)."""
+
+    machine_id: str
+    private_ip: str
+    image: str
+    env: dict[str, str]
+    cpus: int = 1
+    memory_mb: int = 256
+
+
+class Backend(Protocol):
+    name: str
+
+    def start(self, spec: RunSpec) -> Any: ...
+    def wait_exit(self, handle: Any) -> int: ...
+    def stop(self, handle: Any, sig: str, timeout: float) -> None: ...
+    def suspend(self, handle: Any) -> None: ...
+    def resume(self, handle: Any) -> None: ...
+    def destroy(self, machine_id: str, handle: Any | None) -> None: ...
+    def exec(self, handle: Any, command: list[str], timeout: float) -> tuple[int, str, str]: ...
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- addresses
+@dataclass
+class Reservation:
+    ip: str
+    _lock_file: Any = field(repr=False, default=None)
+
+    def release(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+
+class LoopbackPool:
+    """Hands out 127.0.0.N addresses (N from 2 up) whose port 8080 is free.
+
+    A lock file per address, held while the machine exists, keeps two stand-ins (say, two
+    test runs) from handing out the same address at once.
+    """
+
+    def __init__(self, lock_dir: Path | None = None, first: int = 2, port: int = AGENT_PORT) -> None:
+        self.lock_dir = lock_dir or Path(tempfile.gettempdir()) / "stubs-fly-addresses"
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        self.first = first
+        self.port = port
+        self._lock = threading.Lock()
+
+    def reserve(self) -> Reservation:
+        with self._lock:
+            for n in range(self.first, 256 * 254):
+                ip = f"127.0.{n // 254}.{n % 254 + 1}" if n >= 254 else f"127.0.0.{n}"
+                handle = open(self.lock_dir / f"{ip}.lock", "w")  # noqa: SIM115 - held by the Reservation
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    handle.close()
+                    continue
+                if _port_free(ip, self.port):
+                    return Reservation(ip, handle)
+                handle.close()
+        raise BackendError(f"no loopback address with a free port {self.port} is left")
+
+
+def _port_free(ip: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def agent_command(python: str, private_ip: str, workspace: str) -> list[str]:
+    return [python, "-m", "machine_agent", "--host", private_ip, "--port", str(AGENT_PORT), "--workspace", workspace]
+
+
+# --------------------------------------------------------------------------- process backend
+@dataclass
+class _Proc:
+    popen: subprocess.Popen[bytes]
+    log: Any
+    machine_dir: Path
+    env: dict[str, str]
+
+
+class ProcessBackend:
+    """The machine agent as a bubblewrap-sandboxed process (``LocalProvider``'s sandbox).
+
+    Suspend is SIGSTOP of the whole process tree and resume SIGCONT: memory, open files and
+    the CLI's session survive, which is what Fly's suspend promises. ``sandbox=None`` uses
+    bubblewrap when it is installed and plain processes otherwise (a test tool should run
+    anywhere); ``sandbox=True`` insists on it.
+    """
+
+    name = "process"
+
+    def __init__(self, root: Path, *, sandbox: bool | None = None, hidden_dirs: list[Path] | None = None) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.bwrap = bwrap_path() if sandbox is not False else None
+        if sandbox and self.bwrap is None:
+            raise BackendError("bubblewrap (bwrap) is not installed; the process backend cannot sandbox machines")
+        self.hidden_dirs = [d.resolve() for d in (hidden_dirs or [])] + [self.root]
+        # PR_SET_PDEATHSIG fires when the forking *thread* exits: fork from one long-lived thread.
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stubs-fly-spawner")
+
+    def start(self, spec: RunSpec) -> _Proc:
+        machine_dir = self.root / spec.machine_id
+        for sub in ("workspace", "home"):
+            shutil.rmtree(machine_dir / sub, ignore_errors=True)
+            (machine_dir / sub).mkdir(parents=True, exist_ok=True)
+        token = spec.env.get(MACHINE_TOKEN_ENV, "")
+        upload = int(spec.env.get("MAX_UPLOAD_MB", "50") or 50)
+        argv, env = sandbox_command(machine_dir, spec.private_ip, AGENT_PORT, token, spec.env, bwrap=self.bwrap,
+                                    hidden_dirs=self.hidden_dirs, max_upload_mb=upload)
+        log = open(machine_dir / "agent.log", "ab")  # noqa: SIM115 - owned by _Proc
+        try:
+            popen = self._spawner.submit(
+                subprocess.Popen, argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=str(machine_dir), start_new_session=True,
+            ).result()
+        except OSError as exc:
+            log.close()
+            raise BackendError(f"could not run the machine agent: {exc}") from None
+        return _Proc(popen, log, machine_dir, dict(spec.env))
+
+    def wait_exit(self, handle: _Proc) -> int:
+        code = handle.popen.wait()
+        handle.log.close()
+        return code
+
+    def stop(self, handle: _Proc, sig: str, timeout: float) -> None:
+        _signal_tree(handle.popen.pid, signal.SIGCONT)  # a suspended machine must be able to act on it
+        _signal_tree(handle.popen.pid, _signum(sig))
+        try:
+            handle.popen.wait(timeout=max(0.1, timeout))
+        except subprocess.TimeoutExpired:
+            _signal_tree(handle.popen.pid, signal.SIGKILL)
+            handle.popen.wait(timeout=30)
+        handle.log.close()
+
+    def suspend(self, handle: _Proc) -> None:
+        _signal_tree(handle.popen.pid, signal.SIGSTOP)
+
+    def resume(self, handle: _Proc) -> None:
+        _signal_tree(handle.popen.pid, signal.SIGCONT)
+
+    def destroy(self, machine_id: str, handle: _Proc | None) -> None:
+        if handle is not None and handle.popen.poll() is None:
+            _signal_tree(handle.popen.pid, signal.SIGKILL)
+            handle.popen.wait(timeout=30)
+        if handle is not None:
+            handle.log.close()
+        shutil.rmtree(self.root / machine_id, ignore_errors=True)
+
+    def exec(self, handle: _Proc, command: list[str], timeout: float) -> tuple[int, str, str]:
+        """Run ``command`` in a sandbox laid out like the machine's (same workspace and home)."""
+        argv, env = sandbox_command(handle.machine_dir, "127.0.0.1", AGENT_PORT,
+                                    handle.env.get(MACHINE_TOKEN_ENV, ""), handle.env, bwrap=self.bwrap,
+                                    hidden_dirs=self.hidden_dirs)
+        if self.bwrap is not None:
+            argv = argv[: argv.index("--") + 1] + command
+            run_env: dict[str, str] | None = env
+        else:
+            argv, run_env = command, {**env, "PWD": str(handle.machine_dir / "workspace")}
+        try:
+            done = subprocess.run(argv, env=run_env, capture_output=True, timeout=timeout,
+                                  cwd=str(handle.machine_dir / "workspace"), check=False)
+        except subprocess.TimeoutExpired:
+            return 124, "", f"command timed out after {timeout:g}s"
+        except OSError as exc:
+            return 127, "", str(exc)
+        return done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+
+    def close(self) -> None:
+        self._spawner.shutdown(wait=False)
+
+
+def _signal_tree(pid: int, sig: int) -> None:
+    for target in _descendants(pid):
+        try:
+            os.kill(target, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _signum(name: str | int | None) -> int:
+    if isinstance(name, int):
+        return name
+    if not name:
+        return signal.SIGINT  # Fly's default stop signal
+    text = str(name).upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(getattr(signal, text))
+    except AttributeError:
+        raise BackendError(f"unknown signal {name!r}") from None
+
+
+# --------------------------------------------------------------------------- docker backend
+class DockerBackend:
+    """The machine as a container of the configured image (never pulled: it must exist).
+
+    Containers share the host's network so each agent can bind its own 127.0.0.N address
+    and reach a control plane on 127.0.0.1; the stand-in therefore sets the agent's bind
+    address on the command line instead of using the image's ``CMD``.
+    """
+
+    name = "docker"
+
+    def __init__(self, label: str) -> None:
+        import docker  # lazily: the process backend must not need an engine
+
+        try:
+            self.client = docker.from_env()
+            self.client.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure here means "no engine"
+            raise BackendError(f"no Docker engine is reachable: {exc}") from None
+        self.label = label
+        self._errors = docker.errors
+
+    def start(self, spec: RunSpec) -> Any:
+        self._remove(spec.machine_id)
+        try:
+            self.client.images.get(spec.image)
+        except self._errors.ImageNotFound:
+            raise BackendError(f"image {spec.image} is not present on this Docker engine (the stand-in never "
+                               "pulls; build it first, e.g. `make images`)") from None
+        cpus = min(float(spec.cpus), float(os.cpu_count() or 1))
+        try:
+            return self.client.containers.run(
+                spec.image, agent_command("python3", spec.private_ip, "/workspace"), detach=True,
+                name=self._name(spec.machine_id), network_mode="host", environment=spec.env,
+                labels={"stubs.fly": self.label, "stubs.fly.machine": spec.machine_id},
+                mem_limit=f"{spec.memory_mb}m", nano_cpus=int(cpus * 1e9),
+            )
+        except self._errors.APIError as exc:
+            raise BackendError(f"docker could not run the machine: {exc.explanation or exc}") from None
+
+    def wait_exit(self, handle: Any) -> int:
+        try:
+            return int(handle.wait().get("StatusCode", -1))
+        except Exception:  # noqa: BLE001 - removed underneath us means it exited
+            return -1
+
+    def stop(self, handle: Any, sig: str, timeout: float) -> None:
+        try:
+            handle.reload()
+            if handle.status == "paused":
+                handle.unpause()
+            handle.kill(signal=_signum(sig))
+            handle.wait(timeout=max(1, int(timeout)))
+        except Exception:  # noqa: BLE001 - fall through to a hard kill
+            try:
+                handle.kill()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    def suspend(self, handle: Any) -> None:
+        handle.pause()
+
+    def resume(self, handle: Any) -> None:
+        handle.unpause()
+
+    def destroy(self, machine_id: str, handle: Any | None) -> None:
+        self._remove(machine_id)
+
+    def exec(self, handle: Any, command: list[str], timeout: float) -> tuple[int, str, str]:
+        result = handle.exec_run(["timeout", str(int(max(1, timeout)))] + command, demux=True)
+        out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
+        return int(result.exit_code or 0), (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+
+    def close(self) -> None:
+        for container in self.client.containers.list(all=True, filters={"label": f"stubs.fly={self.label}"}):
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                pass
+
+    def _name(self, machine_id: str) -> str:
+        return f"stubs-fly-{self.label}-{machine_id}"
+
+    def _remove(self, machine_id: str) -> None:
+        try:
+            self.client.containers.get(self._name(machine_id)).remove(force=True)
+        except self._errors.NotFound:
+            pass

@@ -1,0 +1,35 @@
+"""Identifiers in Fly's shapes: 14-hex machine ids, ULID instance/event ids, lease nonces."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime, timezone
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def machine_id() -> str:
+    return secrets.token_hex(7)
+
+
+def ulid(now_ms: int | None = None) -> str:
+    """48-bit millisecond timestamp + 80 random bits, Crockford base32 (26 chars)."""
+    value = ((int(time.time() * 1000) if now_ms is None else now_ms) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def nonce() -> str:
+    return secrets.token_hex(16)
+
+
+def timestamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,148 @@
+"""Running the stand-in in-process on a background thread, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .backends import Backend, DockerBackend, LoopbackPool, ProcessBackend
+from .control import Fault, StubControl
+from .ids import machine_id as _new_id
+from .server import create_app
+from .state import FlyState
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """The call record is the log; per-request access lines would drown test output."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+class StubFly:
+    """A Fly Machines API on ``http://host:port`` (``port=0`` picks a free port).
+
+    ``backend`` is ``"process"`` (sandboxed local agents), ``"docker"`` (agent containers)
+    or a backend object. ``token`` (when set) is the only credential accepted; ``apps``
+    (when set) are the only apps that exist. ``stop()`` destroys every machine.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, backend: str | Backend = "process",
+                 data_dir: Path | None = None, token: str | None = None, apps: list[str] | None = None,
+                 region: str = "ord", sandbox: bool | None = None, pool: LoopbackPool | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="stubs-fly-"))
+        if isinstance(backend, str):
+            if backend == "process":
+                backend = ProcessBackend(self.data_dir / "machines", sandbox=sandbox)
+            elif backend == "docker":
+                backend = DockerBackend(label=_new_id())
+            else:
+                raise ValueError(f"unknown backend {backend!r}: process or docker")
+        self.backend = backend
+        self.control = StubControl()
+        self.state = FlyState(backend, region=region, apps=apps, pool=pool)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("StubFly is not started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._server.server_port}"
+
+    def start(self) -> "StubFly":
+        if self._server is not None:
+            return self
+        app = create_app(self.state, self.control, token=self.token)
+        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
+        self.port = self._server.server_port
+        server = self._server
+        # A short poll interval keeps stop() quick; tests start and stop the stand-in often.
+        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), name="stubs-fly",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join()
+            self._server = None
+            self._thread = None
+        self.state.close()
+        self.backend.close()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> "StubFly":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # record ---------------------------------------------------------------------------
+    def calls(self, action: str | None = None, machine_id: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        """Every API call received, in order: method, path, action, machine_id, query, body, status."""
+        return self.control.calls(action, machine_id, since)
+
+    def actions(self, since: int = 0) -> list[str]:
+        return [c["action"] for c in self.calls(since=since)]
+
+    def clear_calls(self) -> None:
+        self.control.clear_calls()
+
+    def machines(self, include_destroyed: bool = False) -> list[dict[str, Any]]:
+        return self.state.snapshot(include_destroyed)
+
+    def machine(self, machine_id: str) -> dict[str, Any]:
+        return next(m for m in self.state.snapshot(True) if m["id"] == machine_id)
+
+    def count(self) -> int:
+        """Machines that exist (anything not yet ``destroyed``): the leak detector."""
+        return self.state.live_count()
+
+    # faults ---------------------------------------------------------------------------
+    def fail_next(self, status: int, *, count: int = 1, action: str | None = None, machine_id: str | None = None,
+                  when: str = "before", message: str | None = None, code: str | None = None,
+                  retry_after: float | None = None) -> None:
+        """Answer the next ``count`` matching calls with ``status`` (``count=-1``: until cleared).
+
+        ``when="after"`` performs the call first, then fails it (the ambiguous failure).
+        """
+        self.control.add_fault(Fault(status, action, machine_id, count, when, message, code, retry_after))
+
+    def slow_next(self, seconds: float, *, count: int = 1, action: str | None = None) -> None:
+        self.control.add_fault(Fault(None, action, None, count, "before", delay=seconds))
+
+    def capacity_error(self, *, count: int = 1) -> None:
+        self.fail_next(422, count=count, action="create", code="insufficient_capacity",
+                       message="insufficient resources available to fulfill request")
+
+    def hold_in_created(self, count: int = 1) -> None:
+        """The next ``count`` new machines stay ``created`` (start answers 412) until released."""
+        self.state.hold_in_created(count)
+
+    def release_held(self) -> None:
+        self.state.release_held()
+
+    def rate_limits(self, enabled: bool = True) -> None:
+        """Enforce Fly's documented per-action, per-machine limits (429 with Retry-After)."""
+        self.control.set_rate_limits(enabled)
+
+    def clear_faults(self) -> None:
+        self.control.clear_faults()
+        self.state.release_held()
