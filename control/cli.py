@@ -115,6 +115,9 @@ def serve(settings: Settings) -> None:
 
 def _preflight(settings: Settings) -> None:
     """Fail before binding, with a message that says what to do."""
+    if settings.container_provider == "fly_machines" and not settings.relay_url:
+        sys.exit("agcluster: RELAY_URL is required with CONTAINER_PROVIDER=fly_machines: the address machines use "
+                 "to reach this control plane over 6PN, e.g. http://<control-app>.internal:8000/relay (see docs/FLY.md)")
     if settings.container_provider == "local":
         # shutil, not the provider module: nothing may import requests before gevent patches.
         if shutil.which("bwrap") is None and not settings.allow_unsandboxed:
