@@ -52,6 +52,8 @@ RESERVED_ENV = frozenset({
     "CLAUDE_CODE_ENABLE_TODO_TOOLS", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_AUTOUPDATER",
     "CLAUDE_CONFIG_DIR", "NODE_OPTIONS",
 })
+# The machine's name for the main thread when sub-agents need tools it must not have.
+RESERVED_AGENT = "agcluster-main"
 MAX_PROMPT = 100_000
 MAX_DESCRIPTION = 2_000
 MAX_SERVERS = 20
@@ -236,6 +238,11 @@ class AgentConfigSchema(_Strict):
                 errors[key] = ["env is for non-secret settings; credentials go to an MCP server's env via mcp_env"]
         if errors:
             raise ValidationError(errors)  # type: ignore[arg-type]
+
+    @validates("agents")
+    def _agent_names(self, value: dict[str, Any], **kwargs: Any) -> None:
+        if RESERVED_AGENT in value:
+            raise ValidationError({RESERVED_AGENT: ["reserved for the session's main agent"]})
 
     @validates("setting_sources")
     def _unique_sources(self, value: list[str], **kwargs: Any) -> None:

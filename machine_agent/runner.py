@@ -171,9 +171,9 @@ class AgentRunner:
                 events.put(make_event("result", self.session_id, subtype="error_during_execution", is_error=True,
                                       num_turns=0, duration_ms=int((time.monotonic() - started) * 1000),
                                       total_cost_usd=None, usage={}))
+            self._turn_lock.release()  # before "done": the next message may follow it at once
             events.put(make_event("done", self.session_id))
             events.put(_END)
-            self._turn_lock.release()
 
     async def _reset_client(self) -> None:
         """After the CLI died, start a fresh one that resumes the same conversation."""

@@ -13,7 +13,10 @@ configs_bp = Blueprint("configs", __name__, url_prefix="/api/configs")
 
 
 def _json_body() -> object:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nesting deeper than the JSON decoder can follow
+        body = None
     if body is None:
         raise ValidationFailed("the body must be JSON (Content-Type: application/json)", code="invalid_json")
     return body
