@@ -24,6 +24,11 @@ def install(app: Flask) -> None:
     def _too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
         return jsonify(error_body("too_large", "the request body is too large")), 413
 
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError):  # type: ignore[no-untyped-def]
+        # Only JSON parsing of a hostile body nests this deep in a request.
+        return jsonify(error_body("invalid_json", "the JSON body is nested too deeply")), 400
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
         code = (exc.name or "error").lower().replace(" ", "_")
