@@ -8,9 +8,10 @@ import threading
 import requests
 from flask import Flask
 
-from control import errors, web
+from control import errors, logs, metrics, web
 from control.blueprints.agents import agents_bp
 from control.blueprints.configs import configs_bp
+from control.blueprints.docs import docs_bp
 from control.blueprints.files import files_bp
 from control.blueprints.health import health_bp
 from control.blueprints.live import live_bp, sock
@@ -19,6 +20,7 @@ from control.auth import require_token_for_api
 from control.blueprints.account import account_bp
 from control.configs import ConfigCatalog
 from control.context import AgCluster
+from control.jsonio import StrictJSONProvider
 from control.providers import make_provider
 from control.providers.base import Provider
 from control.pool import WarmPool
@@ -39,7 +41,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     install_redaction()
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = JSON_BODY_LIMIT
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = StrictJSONProvider(app)
+    logs.install(app)  # first, so refused requests still get a request id and an access line
+    metrics.install(app)
     store = Store(settings.database_path)
     catalog = ConfigCatalog(store)
     provider = provider or make_provider(settings)
@@ -56,7 +60,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     errors.install(app)
     web.install(app, settings.cors_origins)
     app.before_request(require_token_for_api)
-    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, store_bp, relay_bp, account_bp, web.ui_bp):
+    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, store_bp, relay_bp, account_bp, docs_bp, web.ui_bp):
         app.register_blueprint(blueprint)
     sock.init_app(app)
 

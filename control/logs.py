@@ -118,7 +118,8 @@ def install(app: Flask) -> None:
 
     @app.after_request
     def _finish(resp: Response) -> Response:
-        request_id = g.get("request_id") or request_id_from(None)
+        # A before_request hook registered ahead of ours may have refused the request.
+        request_id = g.get("request_id") or request_id_from(request.headers.get(REQUEST_ID_HEADER))
         resp.headers[REQUEST_ID_HEADER] = request_id
         fields = {
             "request_id": request_id,

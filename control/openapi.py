@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from http import HTTPStatus
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -471,9 +472,10 @@ def _op_for(app: Flask, rule: Rule) -> Op:
               auth="machine" if rule.rule.startswith("/relay/") else "api")
 
 
-def _operation(op: Op, method: str, path: str, mode: str, tag: str) -> dict[str, Any]:
+def _operation(op: Op, method: str, path: str, mode: str, endpoint: str) -> dict[str, Any]:
+    tag = endpoint.split(".")[0]
     out: dict[str, Any] = {"summary": op.summary, "tags": list(op.tags or (tag,)),
-                           "operationId": f"{method}_{path}".replace("/", "_").replace("{", "").replace("}", "")}
+                           "operationId": f"{method}_{endpoint.replace('.', '_')}"}
     if op.description:
         out["description"] = op.description
     parameters = [*op.query, *op.headers]
@@ -482,10 +484,10 @@ def _operation(op: Op, method: str, path: str, mode: str, tag: str) -> dict[str,
     if op.body is not None and method in ("post", "put", "patch"):
         out["requestBody"] = {"required": op.body_required, "content": {op.body_media: {"schema": op.body}}}
     responses: dict[str, Any] = {}
-    success: dict[str, Any] = {"description": op.response_description}
+    described = op.response_description
+    success: dict[str, Any] = {"description": HTTPStatus(op.status).phrase if described == "OK" else described}
     if op.media:
-        success["content"] = {media: {"schema": op.response if media in ("application/json",) and op.response
-                                      else {"type": "string"}} for media in op.media}
+        success["content"] = {media: {"schema": _media_schema(op, media)} for media in op.media}
     responses[str(op.status)] = success
     for status, extra in op.extra_responses.items():
         responses[str(status)] = {"description": extra["description"],
@@ -504,6 +506,16 @@ def _operation(op: Op, method: str, path: str, mode: str, tag: str) -> dict[str,
     out["responses"] = responses
     out["security"] = security
     return out
+
+
+def _media_schema(op: Op, media: str) -> SchemaRef:
+    """The body schema for one media type; for SSE, the schema of each event frame."""
+    if media == "application/json":
+        return op.response or {"type": "object"}
+    if media == SSE:
+        return "SseEvent" if op.auth != "relay" else {
+            "type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
+    return {"type": "string", "format": "binary"} if media in ("*/*", "application/zip") else {"type": "string"}
 
 
 def _description(mode: str) -> str:
@@ -533,6 +545,13 @@ def build(app: Flask) -> dict[str, Any]:
                          ("Error", ErrorSchema), ("AnthropicError", AnthropicErrorSchema)):
         spec.components.schema(name, schema=schema)
     _exactly_one_config(spec)
+    spec.components.schema("SseEvent", {
+        "type": "object", "required": ["event", "data"],
+        "description": "One SSE frame: `id: <seq>`, `event: <type>`, `data: <the event as JSON>` (DESIGN.md §5); "
+                       "comment lines are keep-alives.",
+        "properties": {"id": {"type": "string", "pattern": "^[0-9]+$"},
+                       "event": {"type": "string", "enum": sorted(EVENT_TYPES)},
+                       "data": {"type": "string", "description": "an Event object as JSON"}}})
     spec.components.response("Error", {"description": "The shared error shape",
                                        "content": {"application/json": {"schema": "Error"}}})
     spec.components.response("AnthropicError", {"description": "Anthropic's error shape (model relay)",
@@ -541,7 +560,7 @@ def build(app: Flask) -> dict[str, Any]:
         spec.components.security_scheme(scheme, definition)
 
     paths: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+    for rule in sorted(app.url_map.iter_rules(), key=_reading_order):
         if rule.endpoint == "static":
             continue
         path, params = _path_of(rule)
@@ -549,13 +568,22 @@ def build(app: Flask) -> dict[str, Any]:
         for param in params:
             if param["name"] in op.path_params:
                 param["description"] = op.path_params[param["name"]]
-        tag = rule.endpoint.split(".")[0] if "." in rule.endpoint else rule.endpoint
         _, operations = paths.setdefault(path, (params, {}))
         for method in sorted((rule.methods or set()) - SKIPPED_METHODS):
-            operations[method.lower()] = _operation(op, method.lower(), path, mode, tag)
+            operations[method.lower()] = _operation(op, method.lower(), path, mode, rule.endpoint)
     for path, (params, operations) in paths.items():
         spec.path(path=path, parameters=params, operations=operations)
     return spec.to_dict()
+
+
+# The order a reader wants: the session lifecycle first, plumbing last.
+TAG_ORDER = ("agents", "live", "files", "configs", "account", "health", "metrics", "docs", "ui", "relay",
+             "session_store")
+
+
+def _reading_order(rule: Rule) -> tuple[int, str]:
+    tag = rule.endpoint.split(".")[0]
+    return (TAG_ORDER.index(tag) if tag in TAG_ORDER else len(TAG_ORDER) - 2, rule.rule)
 
 
 def _schema_name(schema: Any) -> str:

@@ -39,6 +39,10 @@ class ControlPlaneServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        # gunicorn has set up its loggers by now; switch everything to redacted JSON lines.
+        from control.logs import configure_logging
+
+        configure_logging()
         from control.app import create_app
 
         return create_app(self.settings)

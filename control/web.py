@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, jsonify, request, send_from_directory
+from flask import Blueprint, Flask, Response, abort, jsonify, request, send_from_directory
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static_ui"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -32,8 +32,18 @@ def meta():  # type: ignore[no-untyped-def]
                    demo=app.settings.demo)
 
 
+# The dashboard's browser libraries come from npm (static_ui/node_modules, `make ui`): only
+# their script and style files are served, never anything else a package happens to ship.
+VENDOR_PACKAGES = ("marked/", "dompurify/", "@highlightjs/cdn-assets/", "yaml/")
+VENDOR_SUFFIXES = (".js", ".mjs", ".css")
+
+
 @ui_bp.get("/ui/<path:path>")
 def assets(path: str):  # type: ignore[no-untyped-def]
+    if path.startswith("node_modules/"):
+        vendored = path.removeprefix("node_modules/")
+        if not vendored.startswith(VENDOR_PACKAGES) or not vendored.endswith(VENDOR_SUFFIXES):
+            abort(404)
     return send_from_directory(STATIC_DIR, path)
 
 

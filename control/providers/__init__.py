@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from control.providers.base import Provider, ProviderError
 from control.settings import Settings
 
@@ -20,7 +22,11 @@ def make_provider(settings: Settings) -> Provider:
     if settings.container_provider == "docker":
         from control.providers.docker import DockerProvider
 
-        return DockerProvider(settings.agent_image, settings.api_port, relay_url=settings.relay_url or None)  # type: ignore[call-arg]
+        # A per-database instance label keeps two control planes on one engine from
+        # reconciling away each other's machines.
+        instance = hashlib.sha256(str(settings.database_path.resolve()).encode()).hexdigest()[:12]
+        return DockerProvider(settings.agent_image, settings.api_port, relay_url=settings.relay_url or None,
+                              instance=instance)
     if settings.container_provider == "fly_machines":
         from control.providers.fly import FlyProvider
 

@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 AGENT_PORT = 8080
 MACHINE_TOKEN_ENV = "AGCLUSTER_MACHINE_TOKEN"
 
@@ -102,6 +100,8 @@ def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None)
     ``alive`` is an optional callable that returns False once the machine has died, so a
     crash fails fast instead of waiting out the timeout.
     """
+    import requests  # here, not at import time: the CLI imports providers before gevent patches
+
     deadline = time.monotonic() + timeout
     delay = 0.02
     last_error = "no answer"

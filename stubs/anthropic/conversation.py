@@ -58,14 +58,22 @@ def result_text(content: Any) -> str:
     return "\n".join(parts)
 
 
+INTERRUPT_MARKER = "[Request interrupted by user"
+
+
 def typed_text(blocks: list[dict[str, Any]]) -> str:
     """The last text block that is more than system reminders, with reminders removed."""
     for block in reversed(blocks):
         if block.get("type") == "text":
             text = REMINDER.sub("", str(block.get("text", ""))).strip()
-            if text:
+            if text and not text.startswith(INTERRUPT_MARKER):
                 return text
     return ""
+
+
+def was_interrupted(blocks: list[dict[str, Any]]) -> bool:
+    """The CLI marks a turn cut off by the user with a text block next to the tool results."""
+    return any(b.get("type") == "text" and INTERRUPT_MARKER in str(b.get("text", "")) for b in blocks)
 
 
 def _all_text(value: Any) -> list[str]:
@@ -185,6 +193,8 @@ class Conversation:
             blocks = content_blocks(message)
             if message.get("role") != "user":
                 continue
+            if any(b.get("type") == "tool_result" for b in blocks) and not was_interrupted(blocks):
+                continue
             text = typed_text(blocks)
             if text:
                 return text
@@ -198,10 +208,11 @@ class Conversation:
         if not dialogue or dialogue[-1].get("role") != "user":
             return None
         blocks = content_blocks(dialogue[-1])
-        if any(b.get("type") == "tool_result" for b in blocks):
+        results = [b for b in blocks if b.get("type") == "tool_result"]
+        if results:
             # After an interrupt the CLI sends the cut-off tool's result and the user's next
-            # message together: the typed text is a new command, not a tool summary request.
-            return typed_text(blocks) or None
+            # message together: that typed text is a new command, not a request to summarise.
+            return (typed_text(blocks) or None) if was_interrupted(blocks) else None
         return typed_text(blocks)
 
     @cached_property
