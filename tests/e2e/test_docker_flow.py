@@ -1,0 +1,108 @@
+"""The foundation flow on a real Docker engine, through the control plane."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stubs.anthropic import StubAnthropic
+from tests.docker_support import AGENT_IMAGE, agent_image, docker_client  # noqa: F401 - fixtures
+from tests.support import ControlPlane, dump, types
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+SMALL = {"id": "small-box", "name": "Small box", "allowed_tools": ["Bash", "Read", "Write"],
+         "resource_limits": {"cpu_quota": 50000, "memory_limit": "512m"}}
+
+
+@pytest.fixture(scope="module")
+def docker_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, agent_image: str,  # noqa: F811
+              docker_client: Any) -> Any:  # noqa: F811
+    cp = ControlPlane(tmp_path_factory.mktemp("docker-cp"), {
+        "ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker", "AGENT_IMAGE": agent_image}).start()
+    yield cp
+    cp.stop()
+
+
+def _containers(client: Any, sid: str) -> list[Any]:
+    return client.containers.list(all=True, filters={"label": f"agcluster.session_id={sid}"})
+
+
+def test_launch_chat_files_delete_on_docker(docker_cp: ControlPlane, docker_client: Any) -> None:  # noqa: F811
+    key = "sk-ant-api03-" + secrets.token_hex(20)
+    sid = docker_cp.launch(key, config=SMALL)["session_id"]
+    events = docker_cp.chat_events(sid, key, "run: echo hi > proof.txt && cat proof.txt && id -u")
+    result = next(e for e in events if e["type"] == "tool_result")
+    assert "hi" in result["output"] and "1000" in result["output"], dump(events)
+    tree = docker_cp.get(f"/api/files/{sid}", key).json()
+    assert "proof.txt" in [n["name"] for n in tree["tree"]]
+    assert docker_cp.get(f"/api/files/{sid}/proof.txt", key).json()["content"] == "hi\n"
+
+    (container,) = _containers(docker_client, sid)
+    attrs = container.attrs
+    host = attrs["HostConfig"]
+    assert host["Memory"] == 512 * 1024 * 1024 and host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"]
+    assert "no-new-privileges" in " ".join(host["SecurityOpt"]) and attrs["Config"]["User"].startswith("1000")
+    assert key not in json.dumps(attrs)
+    env_dump = next(e for e in docker_cp.chat_events(sid, key, "run: env; cat /proc/1/environ | tr '\\0' '\\n'")
+                    if e["type"] == "tool_result")["output"]
+    assert "ANTHROPIC_BASE_URL" in env_dump and key not in env_dump
+    details = docker_cp.get(f"/api/agents/sessions/{sid}", key).json()
+    assert details["resources"]["memory_limit_mb"] == 512
+
+    assert docker_cp.delete(f"/api/agents/sessions/{sid}", key).status_code == 200
+    assert _containers(docker_client, sid) == []
+    assert not [v for v in docker_client.volumes.list() if sid in v.name]
+
+
+def test_memory_limit_kills_the_allocation_not_the_platform(docker_cp: ControlPlane) -> None:
+    key = "sk-ant-api03-" + secrets.token_hex(20)
+    sid = docker_cp.launch(key, config=SMALL)["session_id"]
+    events = docker_cp.chat_events(sid, key, "run: python3 -c 'x = bytearray(2 * 1024 ** 3); print(len(x))'")
+    failed = [e for e in events if (e["type"] == "tool_result" and e["is_error"]) or e["type"] == "error"]
+    assert failed and events[-1]["type"] == "done", dump(events)
+    assert "2147483648" not in str([e for e in events if e["type"] == "tool_result"])
+    assert docker_cp.get("/health").status_code == 200
+    status = docker_cp.get(f"/api/agents/sessions/{sid}", key).json()["status"]
+    assert status in ("ready", "failed")
+    # Either way the session carries on: the next turn works (on a woken machine if need be).
+    again = docker_cp.chat_events(sid, key, "run: echo still-here")
+    assert "still-here" in next(e for e in again if e["type"] == "tool_result")["output"], dump(again)
+    docker_cp.delete(f"/api/agents/sessions/{sid}", key)
+
+
+def test_killed_container_is_reported_and_restart_reconciles(docker_cp: ControlPlane, docker_client: Any) -> None:  # noqa: F811
+    key = "sk-ant-api03-" + secrets.token_hex(20)
+    sid = docker_cp.launch(key, config=SMALL)["session_id"]
+    stream = docker_cp.chat_stream(sid, key, "run: python3 -c 'import time; time.sleep(120)'")
+    for event in stream:
+        if event["type"] == "tool_use":
+            break
+    (container,) = _containers(docker_client, sid)
+    container.kill()
+    rest = list(stream)
+    assert "error" in types(rest) and rest[-1]["type"] == "done", dump(rest)
+    assert docker_cp.get(f"/api/agents/sessions/{sid}", key).json()["status"] == "failed"
+
+    # An orphan (a labelled container no session knows) and a ghost (a session whose
+    # container vanished) are both put right by a restart.
+    other = docker_cp.launch("sk-ant-api03-" + secrets.token_hex(20), config=SMALL)["session_id"]
+    docker_cp.stop(signal.SIGKILL)
+    import sqlite3
+
+    with sqlite3.connect(docker_cp.db_path) as db:
+        db.execute("DELETE FROM sessions WHERE id = ?", (other,))
+    for c in _containers(docker_client, sid):
+        c.remove(force=True)
+    docker_cp.start()
+    assert _containers(docker_client, other) == []
+    ghost = docker_cp.get(f"/api/agents/sessions/{sid}", key).json()
+    assert ghost["status"] in ("stopped", "failed") and ghost["status_detail"]
+    again = docker_cp.chat_events(sid, key, "run: cat proof.txt 2>/dev/null; echo woke-up")
+    assert "woke-up" in next(e for e in again if e["type"] == "tool_result")["output"], dump(again)
+    assert docker_cp.delete(f"/api/agents/sessions/{sid}", key).status_code == 200
+    assert _containers(docker_client, sid) == []
