@@ -1,0 +1,175 @@
+// Every session: status, preset, age, last activity, usage, machine resources (where the
+// provider reports them and this tab holds the key), and open / interrupt / stop / delete.
+
+import { api, sessionPath } from "../api.js";
+import { button, fill, h, icon, spinner } from "../dom.js";
+import * as fmt from "../format.js";
+import { forgetSession, getKey, knownSessions, onKeyChange } from "../store.js";
+import { confirmDialog, emptyState, errorBox, toast } from "../ui.js";
+
+const LIVE = new Set(["starting", "ready", "running"]);
+const REFRESH_MS = 10_000;
+
+export function mount(root) {
+  const ac = new AbortController();
+  let sessions = [];
+  let resources = new Map();
+  let filter = "all";
+  let timer = null;
+
+  const count = h("span", { class: "count-badge" });
+  const refreshBtn = button("Refresh", { icon: "refresh", cls: "btn", onClick: () => load() });
+  const filters = h("div", { class: "seg", role: "radiogroup", "aria-label": "Filter sessions" },
+    [["all", "All"], ["live", "Live"], ["stopped", "Stopped"]].map(([value, label]) =>
+      h("button", { type: "button", role: "radio", class: "seg-btn", "data-filter": value, "aria-checked": String(value === filter), text: label,
+        onclick: () => { filter = value; for (const b of filters.children) b.setAttribute("aria-checked", String(b.dataset.filter === filter)); render(); } })));
+  const body = h("div", { class: "sessions-body", "aria-live": "polite" }, h("div", { class: "loading-log" }, spinner(18), h("span", { text: "Loading sessions…" })));
+  root.append(h("section", { class: "page" },
+    h("div", { class: "page-head" },
+      h("div", {}, h("h1", {}, "Sessions ", count),
+        h("p", { class: "lead", text: "Every agent session on this server. Stopping a session removes its machine and workspace." })),
+      h("div", { class: "row" }, refreshBtn, h("a", { class: "btn btn-primary", href: "#/" }, icon("rocket"), h("span", { text: "Launch" })))),
+    h("div", { class: "toolbar" }, filters), body));
+
+  async function load() {
+    refreshBtn.classList.add("is-busy");
+    try {
+      const data = await api("/api/agents/sessions", { signal: ac.signal });
+      sessions = (data.sessions || []).sort((a, b) => b.last_active_at - a.last_active_at);
+      count.textContent = String(sessions.length);
+      render();
+      loadResources();
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      fill(body, errorBox(err, { title: "Could not list sessions" }));
+    } finally {
+      refreshBtn.classList.remove("is-busy");
+    }
+    clearTimeout(timer);
+    timer = setTimeout(() => { if (document.visibilityState === "visible") load(); else timer = null; }, REFRESH_MS);
+  }
+
+  /** CPU / memory come with a session's details, which need its key: only this tab's sessions. */
+  async function loadResources() {
+    if (!getKey()) return;
+    const mine = new Set(knownSessions());
+    const wanted = sessions.filter((s) => mine.has(s.session_id) && LIVE.has(s.status));
+    await Promise.all(wanted.map(async (s) => {
+      try {
+        const d = await api(sessionPath(s.session_id), { signal: ac.signal });
+        resources.set(s.session_id, { resources: d.resources, running: d.running });
+      } catch {
+        /* another key, or gone: leave the column empty */
+      }
+    }));
+    if (wanted.length) render();
+  }
+
+  function visible() {
+    if (filter === "live") return sessions.filter((s) => LIVE.has(s.status));
+    if (filter === "stopped") return sessions.filter((s) => !LIVE.has(s.status));
+    return sessions;
+  }
+
+  function render() {
+    const list = visible();
+    if (!sessions.length) {
+      fill(body, emptyState({ iconName: "layers", title: "No sessions yet", text: "Launch an agent to start one.",
+        action: h("a", { class: "btn btn-primary", href: "#/" }, icon("rocket"), h("span", { text: "Launch an agent" })) }));
+      return;
+    }
+    if (!list.length) {
+      fill(body, emptyState({ iconName: "list", title: "Nothing here", text: "No sessions match this filter." }));
+      return;
+    }
+    const now = Date.now() / 1000;
+    const mine = new Set(knownSessions());
+    const table = h("table", { class: "sessions-table" },
+      h("thead", {}, h("tr", {}, ["Agent", "Status", "Age", "Last activity", "Usage", "Machine", ""].map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, list.map((s) => row(s, now, mine.has(s.session_id)))));
+    fill(body, h("div", { class: "table-wrap card" }, table));
+  }
+
+  function row(s, now, mine) {
+    const res = resources.get(s.session_id);
+    const u = s.usage || {};
+    const live = LIVE.has(s.status);
+    const open = h("a", { class: "btn btn-sm", href: `#/session/${s.session_id}`, "aria-label": `Open ${s.config_name || s.config_id} session ${fmt.shortId(s.session_id)}` },
+      icon("message", { size: 14 }), h("span", { text: "Open" }));
+    const actions = [open];
+    if (res && res.running) {
+      actions.push(button("Interrupt", { icon: "pause", cls: "btn btn-sm", onClick: () => interrupt(s) }));
+    }
+    actions.push(button(live ? "Stop" : "Delete", { icon: live ? "square" : "trash", cls: "btn btn-sm btn-danger-soft",
+      "data-action": "stop", "aria-label": `${live ? "Stop" : "Delete"} session ${fmt.shortId(s.session_id)}`, onClick: (e) => stop(s, e.currentTarget) }));
+    return h("tr", { "data-session-id": s.session_id, "data-status": s.status },
+      h("td", { "data-label": "Agent" },
+        h("div", { class: "cell-agent" },
+          h("strong", { text: s.config_name || s.config_id }),
+          h("span", { class: "muted mono small", text: `${fmt.shortId(s.session_id)} · ${s.config_id}` }),
+          mine ? h("span", { class: "badge badge-neutral small", title: "Launched from this tab", text: "this tab" }) : null)),
+      h("td", { "data-label": "Status" },
+        h("span", { class: "pill", "data-status": res && res.running ? "running" : s.status, text: res && res.running ? "running" : s.status }),
+        s.status_detail ? h("p", { class: "muted small status-detail", text: s.status_detail, title: s.status_detail }) : null),
+      h("td", { "data-label": "Age", title: fmt.dateTime(s.created_at), text: fmt.age(s.created_at, now) }),
+      h("td", { "data-label": "Last activity", title: fmt.dateTime(s.last_active_at), text: fmt.ago(s.last_active_at, now) }),
+      h("td", { "data-label": "Usage" },
+        h("div", { class: "cell-usage" },
+          h("span", { text: fmt.plural(s.turns || 0, "turn") }),
+          h("span", { class: "muted small", text: `${fmt.tokens((u.input_tokens || 0) + (u.cache_read_tokens || 0) + (u.cache_write_tokens || 0))} in · ${fmt.tokens(u.output_tokens || 0)} out` }),
+          h("span", { class: "muted small", text: fmt.cost(u.cost_usd || 0) }))),
+      h("td", { "data-label": "Machine" }, machineCell(s, res)),
+      h("td", { class: "cell-actions", "data-label": "" }, h("div", { class: "row" }, actions)));
+  }
+
+  function machineCell(s, res) {
+    const r = res && res.resources;
+    const lines = [h("span", { class: "muted small", text: s.provider })];
+    if (r) {
+      if (r.cpu_percent !== null && r.cpu_percent !== undefined) lines.push(h("span", { class: "small", text: `CPU ${Math.round(r.cpu_percent)}%` }));
+      if (r.memory_used_mb !== null && r.memory_used_mb !== undefined) {
+        lines.push(h("span", { class: "small", text: `RAM ${fmt.bytes(r.memory_used_mb * 1024 * 1024)}${r.memory_limit_mb ? ` / ${fmt.bytes(r.memory_limit_mb * 1024 * 1024)}` : ""}` }));
+      }
+      if (r.disk_used_mb !== null && r.disk_used_mb !== undefined) lines.push(h("span", { class: "small", text: `Disk ${r.disk_used_mb > 0 ? fmt.bytes(r.disk_used_mb * 1e6) : "< 10 KB"}` }));
+    }
+    return h("div", { class: "cell-machine" }, lines);
+  }
+
+  async function interrupt(s) {
+    try {
+      const r = await api(`/api/agents/${encodeURIComponent(s.session_id)}/interrupt`, { method: "POST" });
+      toast(r.interrupted ? "Interrupting…" : "Nothing to interrupt", { timeout: 2500 });
+    } catch (err) {
+      toast(err.message, { type: "error" });
+    }
+  }
+
+  async function stop(s, btn) {
+    const live = LIVE.has(s.status);
+    const ok = await confirmDialog({
+      title: live ? "Stop this session?" : "Delete this session?",
+      message: `${s.config_name || s.config_id} (${fmt.shortId(s.session_id)}): its machine is stopped and its workspace and transcript are removed. Download anything you need first.`,
+      confirmLabel: live ? "Stop session" : "Delete session",
+      danger: true,
+    });
+    if (!ok) return;
+    btn.disabled = true;
+    try {
+      await api(sessionPath(s.session_id), { method: "DELETE" });
+      forgetSession(s.session_id);
+      toast(`Session ${fmt.shortId(s.session_id)} ${live ? "stopped" : "deleted"}`, { type: "success" });
+      sessions = sessions.filter((x) => x.session_id !== s.session_id);
+      count.textContent = String(sessions.length);
+      render();
+    } catch (err) {
+      btn.disabled = false;
+      toast(err.status === 401 || err.status === 403 ? "This tab's API key does not open that session." : err.message, { type: "error" });
+    }
+  }
+
+  const offKey = onKeyChange(() => loadResources());
+  const onVisible = () => { if (document.visibilityState === "visible" && !timer) load(); };
+  document.addEventListener("visibilitychange", onVisible, { signal: ac.signal });
+  load();
+  return () => { ac.abort(); clearTimeout(timer); offKey(); };
+}
