@@ -8,12 +8,16 @@ writes 1.25× input, as Anthropic bills them. Unknown models are priced as Sonne
 
 from __future__ import annotations
 
+# Checked in order: the older Opus generations kept the higher price; Opus 4.5 and later
+# cost 5/25. Families without a date or version fall through to the current price.
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "haiku": (1.0, 5.0),
     "sonnet": (3.0, 15.0),
-    "opus-4-5": (5.0, 25.0),
-    "opus-4-6": (5.0, 25.0),
-    "opus": (15.0, 75.0),
+    "opus-4-0": (15.0, 75.0),
+    "opus-4-1": (15.0, 75.0),
+    "opus-4-2025": (15.0, 75.0),
+    "3-opus": (15.0, 75.0),
+    "opus": (5.0, 25.0),
 }
 
 
