@@ -149,6 +149,11 @@ class SessionDeletedSchema(_Open):
     status = fields.String(required=True, validate=validate.OneOf(["deleted"]))
 
 
+class SessionStoppedSchema(_Open):
+    session_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["stopped"]))
+
+
 class EventSchema(_Open):
     """One event (DESIGN.md §5); type-specific fields sit beside these."""
 
@@ -299,6 +304,9 @@ OPERATIONS: dict[str, Op] = {
                              errors=SESSION_ERRORS),
     "agents.delete_session": Op("Stop and remove a session and its machine", response=SessionDeletedSchema,
                                 auth="session", errors=(*SESSION_ERRORS, 503)),
+    "agents.stop_session": Op("Stop the session's machine, keeping workspace, transcript and conversation; "
+                              "the next chat wakes it", response=SessionStoppedSchema, auth="session",
+                              errors=(*SESSION_ERRORS, 503)),
     "agents.chat": Op("Send a message; the answer streams as SSE with Accept: text/event-stream, else one JSON",
                       body=ChatSchema, body_required=False, response=ChatAnswerSchema, media=("application/json", SSE),
                       headers=(LAST_EVENT_ID,), auth="session", errors=(*MACHINE_ERRORS, 413, 429),

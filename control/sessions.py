@@ -166,12 +166,12 @@ class SessionService:
             raise Conflict("a turn is already running for this session; interrupt it or wait", code="busy")
         self.store.update_session(row.id, last_active_at=time.time())
 
-        def source() -> Iterator[dict[str, Any]]:
+        def source() -> Iterator[list[dict[str, Any]]]:
             # Fast path: a machine believed ready is asked directly; only if it cannot take
             # the turn (gone, restarted, unconfigured) is it woken and the turn retried.
             current = self.get(row.id)
-            events: Iterator[dict[str, Any]] | None = None
-            first: dict[str, Any] | None = None
+            events: Iterator[list[dict[str, Any]]] | None = None
+            first: list[dict[str, Any]] | None = None
             if current.status in ("ready", "running") and current.machine_url:
                 try:
                     events = self.client(current).chat(message)
@@ -287,7 +287,6 @@ class SessionService:
             self.hub.publish(session_id, make_event("error", session_id, code="turn_interrupted",
                                                     message="the control plane restarted during this turn"))
             self.hub.publish(session_id, make_event("done", session_id))
-            self.hub.flush(session_id)
 
     def stop_idle(self) -> int:
         """Stop machines idle past SESSION_IDLE_TIMEOUT; the next chat wakes them."""
@@ -310,6 +309,18 @@ class SessionService:
                 stopped += 1
         return stopped
 
+    def stop(self, row: SessionRow) -> None:
+        """Stop the machine but keep workspace, transcript and conversation; a chat wakes it."""
+        if self.hub.is_running(row.id):
+            self.interrupt(row)
+        with self._wake_lock(row.id):
+            if row.machine_id:
+                try:
+                    self.provider.suspend(row.machine_id)
+                except ProviderError as exc:
+                    raise Unavailable(f"could not stop the machine: {exc.message}") from None
+            self.store.update_session(row.id, status="stopped", status_detail="stopped by the user")
+
     def expire(self) -> int:
         """Destroy sessions unused for SESSION_TTL, keeping their export under data/exports."""
         ttl = self.settings.session_ttl
@@ -324,7 +335,6 @@ class SessionService:
             if row.last_active_at >= cutoff or row.status in ("starting", "running") or self.hub.is_running(row.id):
                 continue
             exports.mkdir(parents=True, exist_ok=True)
-            self.hub.flush(row.id)
             document = export_json(row, self.store.events_after(row.id, 0, limit=10_000_000))
             (exports / f"{row.id}.json").write_text(json.dumps(document, indent=1))
             try:
@@ -340,7 +350,6 @@ class SessionService:
 
     def close(self) -> None:
         self.pool.close()
-        self.hub.close()
 
     def _wake_lock(self, session_id: str) -> threading.Lock:
         with self._locks_guard:

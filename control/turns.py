@@ -5,9 +5,9 @@ in the transcript and publishes it to live followers. A follower that disconnect
 nothing: it can come back with ``Last-Event-ID`` (or ``?after=``) and is replayed from the
 transcript, then continues live, with no gap and no duplicate.
 
-Transcript writes are batched (at most ``FLUSH_INTERVAL`` or ``FLUSH_EVENTS``), and
-unflushed events are replayed from memory, so batching never opens a gap; on a clean
-shutdown everything is flushed, on a kill -9 at most the last interval is lost.
+Write-through with group commit: the events that arrived from the machine together are
+stored in one transaction *before* any follower sees them, so whatever a client was shown
+survives a kill -9 of the control plane, at one commit per network read, not per event.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +26,6 @@ from wire.events import make_event
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL = 0.05
-FLUSH_EVENTS = 200
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -36,11 +33,11 @@ KEEPALIVE_SECONDS = 15.0
 class _Channel:
     next_seq: int
     running: bool = False
-    pending: list[dict[str, Any]] = field(default_factory=list)
     followers: set[queue.Queue[dict[str, Any] | None]] = field(default_factory=set)
 
 
-TurnSource = Callable[[], Iterator[dict[str, Any]]]
+TurnSource = Callable[[], Iterator[list[dict[str, Any]]]]
+"""Yields batches of events: what arrived together is committed together."""
 TurnObserver = Callable[[str, dict[str, Any]], None]
 
 
@@ -50,9 +47,6 @@ class TurnHub:
         self.observer = observer
         self._channels: dict[str, _Channel] = {}
         self._lock = threading.RLock()
-        self._stopping = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_loop, name="transcript-flusher", daemon=True)
-        self._flusher.start()
 
     # turns ----------------------------------------------------------------------------
     def is_running(self, session_id: str) -> bool:
@@ -76,13 +70,14 @@ class TurnHub:
         saw_done = False
         clock = metrics.FirstEventClock()
         try:
-            for event in source():
-                clock.see(event)
-                if event.get("type") == "done":
+            for batch in source():
+                for event in batch:
+                    clock.see(event)
+                if any(event.get("type") == "done" for event in batch):
                     # Idle before anyone sees "done", so a client may send its next message at once.
                     saw_done = True
                     self._idle(session_id)
-                self.publish(session_id, event)
+                self.publish_batch(session_id, batch)
         except Exception as exc:  # noqa: BLE001 - every failure ends the turn with an event
             code = getattr(exc, "code", "turn_failed")
             message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -92,32 +87,36 @@ class TurnHub:
             if not saw_done:
                 self._idle(session_id)
                 self.publish(session_id, make_event("done", session_id))
-            self.flush(session_id)
 
     def _idle(self, session_id: str) -> None:
         with self._lock:
             self._channel(session_id).running = False
 
     def publish(self, session_id: str, event: dict[str, Any]) -> dict[str, Any]:
-        """Number, remember and fan out one event (also used for control-plane events)."""
+        """Number, store and fan out one event (also used for control-plane events)."""
+        return self.publish_batch(session_id, [event])[0]
+
+    def publish_batch(self, session_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._lock:
             channel = self._channel(session_id)
-            event = {**event, "seq": channel.next_seq, "session_id": session_id}
-            channel.next_seq += 1
-            channel.pending.append(event)
-            followers = list(channel.followers)
-            should_flush = len(channel.pending) >= FLUSH_EVENTS
-        metrics.count_event(event["type"])
-        for follower in followers:
-            follower.put(event)
-        if should_flush:
-            self.flush(session_id)
-        if self.observer is not None:
+            numbered = [{**event, "seq": channel.next_seq + i, "session_id": session_id}
+                        for i, event in enumerate(events)]
+            channel.next_seq += len(numbered)
             try:
-                self.observer(session_id, event)
-            except Exception:  # noqa: BLE001 - bookkeeping must not break the stream
-                log.exception("event observer failed")
-        return event
+                self.store.append_events(session_id, numbered)
+            except Exception:  # noqa: BLE001 - e.g. the session was deleted meanwhile
+                log.warning("could not store %d events for session %s", len(numbered), session_id)
+            followers = list(channel.followers)
+        for event in numbered:
+            metrics.count_event(event["type"])
+            for follower in followers:
+                follower.put(event)
+            if self.observer is not None:
+                try:
+                    self.observer(session_id, event)
+                except Exception:  # noqa: BLE001 - bookkeeping must not break the stream
+                    log.exception("event observer failed")
+        return numbered
 
     # following ------------------------------------------------------------------------
     def follow(self, session_id: str, after: int, *, until_done: bool = True,
@@ -133,8 +132,6 @@ class TurnHub:
             channel = self._channel(session_id)
             channel.followers.add(inbox)
             backlog = self.store.events_after(session_id, after)
-            stored_max = backlog[-1]["seq"] if backlog else after
-            backlog += [e for e in channel.pending if e["seq"] > stored_max]
             running = channel.running
         try:
             last = after
@@ -163,40 +160,13 @@ class TurnHub:
             with self._lock:
                 channel.followers.discard(inbox)
 
-    # persistence ----------------------------------------------------------------------
-    def flush(self, session_id: str | None = None) -> None:
-        with self._lock:
-            ids = [session_id] if session_id else list(self._channels)
-            batches = []
-            for sid in ids:
-                channel = self._channels.get(sid)
-                if channel and channel.pending:
-                    batches.append((sid, channel.pending))
-                    channel.pending = []
-            # Written under the lock so a follower never sees an event in neither place.
-            for sid, events in batches:
-                try:
-                    self.store.append_events(sid, events)
-                except Exception:  # noqa: BLE001 - e.g. the session was deleted meanwhile
-                    log.warning("could not store %d events for session %s", len(events), sid)
-
+    # lifecycle ------------------------------------------------------------------------
     def forget(self, session_id: str) -> None:
         with self._lock:
             channel = self._channels.pop(session_id, None)
         if channel:
             for follower in channel.followers:
                 follower.put(None)
-
-    def close(self) -> None:
-        self._stopping.set()
-        self.flush()
-
-    def _flush_loop(self) -> None:
-        while not self._stopping.wait(FLUSH_INTERVAL):
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001
-                log.exception("transcript flush failed")
 
     def _channel(self, session_id: str) -> _Channel:
         channel = self._channels.get(session_id)

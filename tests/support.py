@@ -116,3 +116,28 @@ def types(events: list[dict[str, Any]]) -> list[str]:
 
 def dump(events: list[dict[str, Any]]) -> str:
     return "\n".join(json.dumps(e)[:300] for e in events)
+
+
+def processes_with(*markers: str) -> list[int]:
+    """Pids whose command line contains every marker (machines are found by their paths/ports)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if all(m.encode() in cmdline for m in markers):
+            found.append(int(proc.name))
+    return found
+
+
+def wait_for(probe: Any, attempts: int = 1200, interval: float = 0.05) -> Any:
+    """Poll a condition (never a fixed sleep standing in for synchronisation)."""
+    for _ in range(attempts):
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition never became true")

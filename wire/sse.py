@@ -15,14 +15,22 @@ def frame(event: dict[str, Any]) -> bytes:
 
 
 def parse(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """Yield each event's ``data`` object from a byte stream of SSE frames.
+    """Yield each event's ``data`` object from a byte stream of SSE frames."""
+    for batch in parse_batches(chunks):
+        yield from batch
 
+
+def parse_batches(chunks: Iterable[bytes]) -> Iterator[list[dict[str, Any]]]:
+    """Yield, per received chunk, the events it completed (possibly none are yielded).
+
+    Batches let a reader store everything that arrived together in one transaction.
     Comments (keep-alives) are skipped; a frame without ``data`` is ignored. Works on
     arbitrary chunk boundaries because streams are relayed as they arrive.
     """
     buffer = b""
     for chunk in chunks:
         buffer += chunk
+        batch: list[dict[str, Any]] = []
         while True:
             sep = _frame_end(buffer)
             if sep is None:
@@ -35,7 +43,9 @@ def parse(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
                 if line.startswith(b"data:")
             ]
             if data_lines:
-                yield json.loads(b"\n".join(data_lines))
+                batch.append(json.loads(b"\n".join(data_lines)))
+        if batch:
+            yield batch
 
 
 def _frame_end(buffer: bytes) -> tuple[int, int] | None:

@@ -76,6 +76,14 @@ def delete_session(session_id: str):  # type: ignore[no-untyped-def]
     return jsonify(session_id=session_id, status="deleted")
 
 
+@agents_bp.post("/sessions/<session_id>/stop")
+def stop_session(session_id: str):  # type: ignore[no-untyped-def]
+    row = authorized_session(session_id)
+    ctx().sessions.stop(row)
+    ctx().store.audit(owner_id(), "session.stop", row.id, "ok", {})
+    return jsonify(session_id=session_id, status="stopped")
+
+
 @agents_bp.post("/<session_id>/chat")
 def chat(session_id: str):  # type: ignore[no-untyped-def]
     row = authorized_session(session_id)
@@ -107,7 +115,6 @@ def events(session_id: str):  # type: ignore[no-untyped-def]
     if "text/event-stream" in request.headers.get("Accept", ""):
         after = _last_event_id() if _last_event_id() is not None else after
         return _stream(ctx().sessions.hub.follow(row.id, after, until_done=request.args.get("follow") != "1"))
-    ctx().sessions.hub.flush(row.id)
     items = ctx().store.events_after(row.id, after, limit=_int_arg("limit", 5000))
     return jsonify(session_id=row.id, events=items, last_seq=items[-1]["seq"] if items else after)
 
@@ -118,7 +125,6 @@ def export(session_id: str):  # type: ignore[no-untyped-def]
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "markdown"):
         raise ValidationFailed("format must be json or markdown", details={"format": fmt[:40]})
-    ctx().sessions.hub.flush(row.id)
     events = ctx().store.events_after(row.id, 0, limit=1_000_000)
     name = f"agcluster-{row.id[:8]}"
     if fmt == "markdown":

@@ -39,6 +39,9 @@ def answer_permission(session_id: str, request_id: str):  # type: ignore[no-unty
 
 
 def _forward_answer(row: Any, request_id: str, decision: str, message: str) -> None:
+    if not ctx().sessions.hub.is_running(row.id):
+        # No turn, so nothing can be waiting for an answer (and the machine may be asleep).
+        raise NotFound(f"no pending permission request {request_id!r}")
     ctx().sessions.client(row).request("POST", f"/permissions/{request_id}",
                                        json={"decision": decision, "message": message})
 

@@ -71,9 +71,14 @@ def typed_text(blocks: list[dict[str, Any]]) -> str:
     return ""
 
 
-def was_interrupted(blocks: list[dict[str, Any]]) -> bool:
-    """The CLI marks a turn cut off by the user with a text block next to the tool results."""
-    return any(b.get("type") == "text" and INTERRUPT_MARKER in str(b.get("text", "")) for b in blocks)
+# Text the CLI itself puts next to tool results; anything else there was typed by the user
+# (after an interrupt, or a turn cut short by max_turns, the next message rides along).
+CLI_NOTES = frozenset({"Tool loaded."})
+
+
+def cli_free_text(blocks: list[dict[str, Any]]) -> str:
+    text = typed_text(blocks)
+    return "" if text in CLI_NOTES else text
 
 
 def _all_text(value: Any) -> list[str]:
@@ -193,9 +198,8 @@ class Conversation:
             blocks = content_blocks(message)
             if message.get("role") != "user":
                 continue
-            if any(b.get("type") == "tool_result" for b in blocks) and not was_interrupted(blocks):
-                continue
-            text = typed_text(blocks)
+            has_results = any(b.get("type") == "tool_result" for b in blocks)
+            text = cli_free_text(blocks) if has_results else typed_text(blocks)
             if text:
                 return text
         return ""
@@ -212,7 +216,7 @@ class Conversation:
         if results:
             # After an interrupt the CLI sends the cut-off tool's result and the user's next
             # message together: that typed text is a new command, not a request to summarise.
-            return (typed_text(blocks) or None) if was_interrupted(blocks) else None
+            return cli_free_text(blocks) or None
         return typed_text(blocks)
 
     @cached_property

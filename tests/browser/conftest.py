@@ -38,8 +38,10 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API keeps an event loop running in this thread until
+    it stops, which would break every later test that calls ``asyncio.run``."""
     executable = chromium_path()
     if executable is None:
         _unavailable("Chromium is not installed (apt-get install chromium)")

@@ -202,7 +202,7 @@ def test_launch_chat_tasks_files_reload_and_stop(dashboard: Dashboard, control_p
     expect(page.locator(".tree-row[data-path='dropped-notes.txt']")).to_be_visible()
     board.shot("08-reloaded")
 
-    # The sessions page lists it; stopping removes it.
+    # The sessions page lists it; Stop frees the machine and keeps the session, Delete removes it.
     page.goto(board.url + "/#/sessions")
     session_row = page.locator(f"tr[data-session-id='{session_id}']")
     expect(session_row).to_contain_text("Code Assistant")
@@ -210,9 +210,15 @@ def test_launch_chat_tasks_files_reload_and_stop(dashboard: Dashboard, control_p
     expect(session_row).to_contain_text("3 turns")
     board.shot("09-sessions")
     session_row.locator("[data-action='stop']").click()
-    page.locator("dialog[open]").get_by_role("button", name="Stop session").click()
-    expect(session_row).to_have_count(0)
+    expect(session_row.locator(".pill")).to_have_text("stopped")
     board.shot("10-stopped")
+    stopped = requests.get(f"{control_plane.url}/api/agents/sessions/{session_id}",
+                           headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    assert stopped.json()["status"] == "stopped"
+    session_row.locator("[data-action='delete']").click()
+    page.locator("dialog[open]").get_by_role("button", name="Delete session").click()
+    expect(session_row).to_have_count(0)
+    board.shot("11-deleted")
     gone = requests.get(f"{control_plane.url}/api/agents/sessions/{session_id}",
                         headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
     assert gone.status_code == 404

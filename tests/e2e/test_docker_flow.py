@@ -12,7 +12,7 @@ import pytest
 
 from stubs.anthropic import StubAnthropic
 from tests.docker_support import AGENT_IMAGE, agent_image, docker_client  # noqa: F401 - fixtures
-from tests.support import ControlPlane, dump, types
+from tests.support import ControlPlane, dump, types, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 SMALL = {"id": "small-box", "name": "Small box", "allowed_tools": ["Bash", "Read", "Write"],
@@ -106,3 +106,24 @@ def test_killed_container_is_reported_and_restart_reconciles(docker_cp: ControlP
     assert "woke-up" in next(e for e in again if e["type"] == "tool_result")["output"], dump(again)
     assert docker_cp.delete(f"/api/agents/sessions/{sid}", key).status_code == 200
     assert _containers(docker_client, sid) == []
+
+
+def test_idle_stop_and_wake_on_docker(tmp_path: Path, model: StubAnthropic, agent_image: str,  # noqa: F811
+                                      docker_client: Any) -> None:  # noqa: F811
+    cp = ControlPlane(tmp_path / "idle", {"ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker",
+                                          "AGENT_IMAGE": agent_image, "SESSION_IDLE_TIMEOUT": "2",
+                                          "SESSION_CLEANUP_INTERVAL": "1"}).start()
+    key = "sk-ant-api03-" + secrets.token_hex(20)
+    try:
+        sid = cp.launch(key, config=SMALL)["session_id"]
+        cp.chat_events(sid, key, "run: echo docker-idle-marker > kept.txt")
+        wait_for(lambda: cp.get(f"/api/agents/sessions/{sid}", key).json()["status"] == "stopped")
+        (container,) = _containers(docker_client, sid)
+        assert container.status in ("exited", "created")
+        model.reset()
+        events = cp.chat_events(sid, key, "run: cat kept.txt")
+        assert "docker-idle-marker" in next(e for e in events if e["type"] == "tool_result")["output"], dump(events)
+        assert "echo docker-idle-marker" in str(model.requests()[-1]["body"]["messages"])
+        cp.delete(f"/api/agents/sessions/{sid}", key)
+    finally:
+        cp.stop()

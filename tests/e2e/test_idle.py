@@ -9,9 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from stubs.anthropic import StubAnthropic
-from tests.e2e.test_recovery import machine_processes
-from tests.e2e.test_warm_pool import wait_for
-from tests.support import ControlPlane
+from tests.support import ControlPlane, processes_with, wait_for
 
 
 def test_idle_stop_then_wake_on_a_fresh_machine(tmp_path: Path, model: StubAnthropic) -> None:
@@ -23,7 +21,7 @@ def test_idle_stop_then_wake_on_a_fresh_machine(tmp_path: Path, model: StubAnthr
         cp.chat_events(sid, key, "run: echo idle-marker > kept.txt")
         wait_for(lambda: cp.get(f"/api/agents/sessions/{sid}", key).json()["status"] == "stopped")
         workspace = cp.data_dir / "machines" / sid / "workspace"
-        assert machine_processes(str(workspace)) == []
+        assert processes_with(str(workspace)) == []
         # A *fresh* machine: the CLI's own files are gone; only the control plane's mirror remains.
         home = cp.data_dir / "machines" / sid / "home"
         shutil.rmtree(home)

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from stubs.anthropic import StubAnthropic
-from tests.support import ControlPlane, dump, types
+from tests.support import ControlPlane, dump, processes_with, types
 
 KEY = "sk-ant-api03-" + secrets.token_hex(24)
 OTHER_KEY = "sk-ant-api03-" + secrets.token_hex(24)
@@ -148,15 +148,9 @@ def test_killed_machine_reports_error_and_recovers(control_plane: ControlPlane) 
 
 
 def _kill_machine(port: str) -> bool:
-    killed = False
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"machine_agent" in b" ".join(cmdline) and port.encode() in cmdline and b"bwrap" in cmdline[0]:
-            os.kill(int(proc.name), signal.SIGKILL)
-            killed = True
-    return killed
+    """SIGKILL the bwrap process of the machine listening on ``port`` (its namespace dies with it)."""
+    pids = [pid for pid in processes_with("machine_agent", f"\0{port}\0")
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"bwrap")]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return bool(pids)

@@ -7,21 +7,9 @@ import signal
 from pathlib import Path
 
 from stubs.anthropic import StubAnthropic
-from tests.support import ControlPlane, dump, types
+from tests.support import ControlPlane, dump, processes_with, types, wait_for
 
 SLOW = "run: python3 -c 'import time; time.sleep(120)'"
-
-
-def machine_processes(marker: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if marker.encode() in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-            except OSError:
-                pass
-    return found
 
 
 def test_kill_9_mid_turn_then_restart_keeps_everything(tmp_path: Path, model: StubAnthropic) -> None:
@@ -39,7 +27,7 @@ def test_kill_9_mid_turn_then_restart_keeps_everything(tmp_path: Path, model: St
         cp.stop(signal.SIGKILL)
         machines_dir = str(cp.data_dir / "machines")
         # Machines die with their control plane (PR_SET_PDEATHSIG), so nothing leaks.
-        assert _eventually_empty(lambda: machine_processes(machines_dir))
+        wait_for(lambda: not processes_with(machines_dir))
 
         cp.start()
         events = cp.get(f"/api/agents/sessions/{sid}/events?after=0", key).json()["events"]
@@ -66,7 +54,7 @@ def test_kill_9_mid_turn_then_restart_keeps_everything(tmp_path: Path, model: St
         assert cp.get(f"/api/agents/sessions/{sid}/export?format=pdf", key).status_code == 400
 
         assert cp.delete(f"/api/agents/sessions/{sid}", key).status_code == 200
-        assert machine_processes(machines_dir) == []
+        assert processes_with(machines_dir) == []
     finally:
         cp.stop()
 
@@ -85,13 +73,3 @@ def test_disconnected_client_reconnects_with_last_event_id(control_plane: Contro
     assert [e["seq"] for e in seen + rest] == list(range(seen[0]["seq"], rest[-1]["seq"] + 1)), dump(rest)
     assert rest[-1]["type"] == "done" and "late-output" in str(rest)
     control_plane.delete(f"/api/agents/sessions/{sid}", key)
-
-
-def _eventually_empty(probe, attempts: int = 200) -> bool:
-    import time
-
-    for _ in range(attempts):
-        if not probe():
-            return True
-        time.sleep(0.05)
-    return False

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
 
 from stubs.anthropic import StubAnthropic
-from tests.support import ControlPlane
-
-
-def wait_for(probe, attempts: int = 1200):
-    for _ in range(attempts):
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition never became true")
+from tests.support import ControlPlane, wait_for
 
 
 def test_launch_claims_a_warm_machine_and_the_pool_refills(tmp_path: Path, model: StubAnthropic) -> None:

@@ -18,12 +18,12 @@ def hub(tmp_path: Path) -> TurnHub:
 
 def scripted(gate: threading.Event, n: int):
     def source():
-        yield make_event("user", "s", text="hi")
+        yield [make_event("user", "s", text="hi")]
         for i in range(n):
             if i == n // 2:
                 gate.wait(10)
-            yield make_event("text_delta", "s", text=str(i))
-        yield make_event("done", "s")
+            yield [make_event("text_delta", "s", text=str(i))]
+        yield [make_event("done", "s")]
     return source
 
 
@@ -64,7 +64,7 @@ def test_second_turn_while_running_conflicts_and_seq_continues(hub: TurnHub) -> 
 
 def test_failing_source_still_ends_with_error_and_done(hub: TurnHub) -> None:
     def broken():
-        yield make_event("user", "s", text="x")
+        yield [make_event("user", "s", text="x")]
         raise RuntimeError("machine vanished")
 
     events = [e for e in hub.follow("s", hub.start_turn("s", "x", broken)) if e]
@@ -76,9 +76,31 @@ def test_transcript_survives_a_new_hub(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
     hub = TurnHub(store)
     events = [e for e in hub.follow("s", hub.start_turn("s", "hi", scripted(threading.Event(), 0))) if e]
-    hub.close()
     again = TurnHub(Store(tmp_path / "db.sqlite"))
     assert [e["seq"] for e in again.store.events_after("s", 0)] == [e["seq"] for e in events]
     assert again.follow("s", 0, until_done=True) is not None
     replay = [e for e in again.follow("s", 0) if e]
     assert replay == events
+
+
+def test_what_a_follower_saw_is_already_stored(hub: TurnHub) -> None:
+    """Write-through: a kill -9 right after a client saw an event cannot lose it."""
+    gate = threading.Event()
+    start = hub.start_turn("s", "hi", scripted(gate, 10))
+    stream = hub.follow("s", start)
+    seen = [next(stream) for _ in range(4)]
+    stored = hub.store.events_after("s", 0)
+    assert [e["seq"] for e in stored][: len(seen)] == [e["seq"] for e in seen]
+    gate.set()
+    list(stream)
+
+
+def test_a_batch_is_one_transaction_in_order(hub: TurnHub) -> None:
+    def source():
+        yield [make_event("user", "s", text="x"), make_event("text_delta", "s", text="a"),
+               make_event("text_delta", "s", text="b")]
+        yield [make_event("done", "s")]
+
+    events = [e for e in hub.follow("s", hub.start_turn("s", "x", source)) if e]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    assert [e["seq"] for e in hub.store.events_after("s", 0)] == [1, 2, 3, 4]

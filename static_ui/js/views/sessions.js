@@ -27,7 +27,7 @@ export function mount(root) {
   root.append(h("section", { class: "page" },
     h("div", { class: "page-head" },
       h("div", {}, h("h1", {}, "Sessions ", count),
-        h("p", { class: "lead", text: "Every agent session on this server. Stopping a session removes its machine and workspace." })),
+        h("p", { class: "lead", text: "Every agent session on this server. Stop frees its machine and keeps its work (a message wakes it); Delete removes everything." })),
       h("div", { class: "row" }, refreshBtn, h("a", { class: "btn btn-primary", href: "#/" }, icon("rocket"), h("span", { text: "Launch" })))),
     h("div", { class: "toolbar" }, filters), body));
 
@@ -100,8 +100,12 @@ export function mount(root) {
     if (res && res.running) {
       actions.push(button("Interrupt", { icon: "pause", cls: "btn btn-sm", onClick: () => interrupt(s) }));
     }
-    actions.push(button(live ? "Stop" : "Delete", { icon: live ? "square" : "trash", cls: "btn btn-sm btn-danger-soft",
-      "data-action": "stop", "aria-label": `${live ? "Stop" : "Delete"} session ${fmt.shortId(s.session_id)}`, onClick: (e) => stop(s, e.currentTarget) }));
+    if (live) {
+      actions.push(button("Stop", { icon: "square", cls: "btn btn-sm", "data-action": "stop",
+        "aria-label": `Stop session ${fmt.shortId(s.session_id)}`, onClick: (e) => stop(s, e.currentTarget) }));
+    }
+    actions.push(button("Delete", { icon: "trash", cls: "btn btn-sm btn-danger-soft", "data-action": "delete",
+      "aria-label": `Delete session ${fmt.shortId(s.session_id)}`, onClick: (e) => remove(s, e.currentTarget) }));
     return h("tr", { "data-session-id": s.session_id, "data-status": s.status },
       h("td", { "data-label": "Agent" },
         h("div", { class: "cell-agent" },
@@ -145,11 +149,24 @@ export function mount(root) {
   }
 
   async function stop(s, btn) {
-    const live = LIVE.has(s.status);
+    btn.disabled = true;
+    try {
+      await api(`${sessionPath(s.session_id)}/stop`, { method: "POST" });
+      toast(`Session ${fmt.shortId(s.session_id)} stopped; its next message wakes it`, { type: "success" });
+      s.status = "stopped";
+      s.status_detail = "stopped by the user";
+      render();
+    } catch (err) {
+      btn.disabled = false;
+      toast(err.status === 401 || err.status === 403 ? "This tab's API key does not open that session." : err.message, { type: "error" });
+    }
+  }
+
+  async function remove(s, btn) {
     const ok = await confirmDialog({
-      title: live ? "Stop this session?" : "Delete this session?",
-      message: `${s.config_name || s.config_id} (${fmt.shortId(s.session_id)}): its machine is stopped and its workspace and transcript are removed. Download anything you need first.`,
-      confirmLabel: live ? "Stop session" : "Delete session",
+      title: "Delete this session?",
+      message: `${s.config_name || s.config_id} (${fmt.shortId(s.session_id)}): its machine, workspace and transcript are removed. Download anything you need first.`,
+      confirmLabel: "Delete session",
       danger: true,
     });
     if (!ok) return;
@@ -157,7 +174,7 @@ export function mount(root) {
     try {
       await api(sessionPath(s.session_id), { method: "DELETE" });
       forgetSession(s.session_id);
-      toast(`Session ${fmt.shortId(s.session_id)} ${live ? "stopped" : "deleted"}`, { type: "success" });
+      toast(`Session ${fmt.shortId(s.session_id)} deleted`, { type: "success" });
       sessions = sessions.filter((x) => x.session_id !== s.session_id);
       count.textContent = String(sessions.length);
       render();
