@@ -7,6 +7,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from control.providers.base import ProviderError
 from wire.errors import ApiError, error_body
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,12 @@ def install(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):  # type: ignore[no-untyped-def]
         return jsonify(error_body("too_large", "the request body is too large")), 413
+
+    @app.errorhandler(ProviderError)
+    def _provider(exc: ProviderError):  # type: ignore[no-untyped-def]
+        # A provider failure that no route turned into something better: the machine
+        # platform is unavailable, which is not the client's fault and not a crash.
+        return jsonify(error_body("provider_unavailable", exc.message)), 503
 
     @app.errorhandler(RecursionError)
     def _too_deep(exc: RecursionError):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from control.auth import anthropic_key, authorized_session, current_principal, owner_id, rate_key
 from control.context import ctx
 from control.export import export_json, export_markdown
+from control.providers.base import ProviderError
 from control.schemas import ChatSchema, LaunchSchema, load_body
 from control.sessions import session_view
 from wire import sse
@@ -50,7 +51,10 @@ def list_sessions():  # type: ignore[no-untyped-def]
 def get_session(session_id: str):  # type: ignore[no-untyped-def]
     row = authorized_session(session_id)
     app = ctx()
-    usage = app.provider.usage(row.machine_id) if row.machine_id and row.status in ("ready", "running") else None
+    try:
+        usage = app.provider.usage(row.machine_id) if row.machine_id and row.status in ("ready", "running") else None
+    except ProviderError:
+        usage = None  # e.g. the machine is being stopped for idleness right now
     view = session_view(row, usage)
     view["config"] = row.config
     view["running"] = app.sessions.hub.is_running(row.id)

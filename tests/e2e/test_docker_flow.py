@@ -117,7 +117,7 @@ def test_idle_stop_and_wake_on_docker(tmp_path: Path, model: StubAnthropic, agen
     try:
         sid = cp.launch(key, config=SMALL)["session_id"]
         cp.chat_events(sid, key, "run: echo docker-idle-marker > kept.txt")
-        wait_for(lambda: cp.get(f"/api/agents/sessions/{sid}", key).json()["status"] == "stopped")
+        wait_for(lambda: _status(cp, sid, key) == "stopped")
         (container,) = _containers(docker_client, sid)
         assert container.status in ("exited", "created")
         model.reset()
@@ -127,3 +127,9 @@ def test_idle_stop_and_wake_on_docker(tmp_path: Path, model: StubAnthropic, agen
         cp.delete(f"/api/agents/sessions/{sid}", key)
     finally:
         cp.stop()
+
+
+def _status(cp: ControlPlane, sid: str, key: str) -> str:
+    resp = cp.get(f"/api/agents/sessions/{sid}", key)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["status"]
