@@ -154,3 +154,21 @@ def _kill_machine(port: str) -> bool:
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     return bool(pids)
+
+
+def test_metrics_show_launches_events_and_tokens(control_plane: ControlPlane, session: dict) -> None:
+    text = control_plane.get("/metrics").text
+
+    def total(name: str, **labels: str) -> float:
+        values = []
+        for line in text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                    values.append(float(line.rsplit(" ", 1)[1]))
+        return sum(values)
+
+    assert total("agcluster_launches_total", outcome="ok") >= 1
+    assert total("agcluster_events_relayed_total", type="tool_use") >= 1
+    assert total("agcluster_tokens_total", kind="input") > 0
+    assert total("agcluster_relay_bytes_total") > 0
+    assert total("agcluster_sessions", provider="local") >= 1
