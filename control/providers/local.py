@@ -183,7 +183,10 @@ def sandbox_command(machine_dir: Path, host: str, port: int, token: str, extra_e
     env["HOME"] = "/home/agent"
     argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-user", "--uid", str(SANDBOX_UID),
             "--gid", str(SANDBOX_UID), "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--hostname", "agcluster-machine"]
+            "--hostname", "agcluster-machine",
+            # The fresh /tmp comes first: binds below may live under /tmp (a checkout or a
+            # venv there) and must be laid on top of it, not hidden by it.
+            "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
     for system_dir in ("/usr", "/etc", "/opt"):
         if Path(system_dir).is_dir():
             argv += ["--ro-bind", system_dir, system_dir]
@@ -200,7 +203,7 @@ def sandbox_command(machine_dir: Path, host: str, port: int, token: str, extra_e
             argv += ["--tmpfs", str(hidden)]
     argv += ["--bind", str(machine_dir / "workspace"), "/workspace",
              "--bind", str(machine_dir / "home"), "/home/agent",
-             "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--chdir", "/workspace", "--clearenv"]
+             "--chdir", "/workspace", "--clearenv"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
     return argv + ["--"] + agent + ["--workspace", "/workspace"], {}
