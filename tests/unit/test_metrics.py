@@ -146,18 +146,16 @@ def test_turns_count_events_and_time_to_the_agents_first_event(tmp_path: Path) -
     deltas = value("agcluster_events_relayed_total", type="text_delta")
     dones = value("agcluster_events_relayed_total", type="done")
 
-    def source() -> Iterator[dict[str, Any]]:
-        yield make_event("user", "s", text="hi")
-        yield make_event("text_delta", "s", text="a")
-        yield make_event("text_delta", "s", text="b")
-        yield make_event("done", "s")
+    def source() -> Iterator[list[dict[str, Any]]]:
+        yield [make_event("user", "s", text="hi")]
+        yield [make_event("text_delta", "s", text="a"), make_event("text_delta", "s", text="b")]
+        yield [make_event("done", "s")]
 
     start = hub.start_turn("s", "hi", source)
     assert [e["type"] for e in hub.follow("s", start) if e][-1] == "done"
     assert value("agcluster_events_relayed_total", type="text_delta") == deltas + 2
     assert value("agcluster_events_relayed_total", type="done") == dones + 1
     assert value("agcluster_chat_first_event_seconds_count") == first_events + 1  # once per turn
-    hub.close()
 
 
 def test_a_turn_with_only_the_echo_observes_no_first_event(tmp_path: Path) -> None:
@@ -165,8 +163,8 @@ def test_a_turn_with_only_the_echo_observes_no_first_event(tmp_path: Path) -> No
     first_events = value("agcluster_chat_first_event_seconds_count")
     gate = threading.Event()
 
-    def source() -> Iterator[dict[str, Any]]:
-        yield make_event("user", "s", text="hi")
+    def source() -> Iterator[list[dict[str, Any]]]:
+        yield [make_event("user", "s", text="hi")]
         gate.set()
         raise RuntimeError("machine gone")
 
@@ -174,7 +172,6 @@ def test_a_turn_with_only_the_echo_observes_no_first_event(tmp_path: Path) -> No
     assert [e["type"] for e in hub.follow("s", start) if e][-2:] == ["error", "done"]
     assert gate.is_set()
     assert value("agcluster_chat_first_event_seconds_count") == first_events
-    hub.close()
 
 
 @pytest.fixture(scope="module")
