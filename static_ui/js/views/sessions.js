@@ -155,6 +155,7 @@ export function mount(root) {
       toast(`Session ${fmt.shortId(s.session_id)} stopped; its next message wakes it`, { type: "success" });
       s.status = "stopped";
       s.status_detail = "stopped by the user";
+      resources.delete(s.session_id);  // its machine no longer uses any
       render();
     } catch (err) {
       btn.disabled = false;
