@@ -1,0 +1,1 @@
+"""Benchmarks and reliability drills: ``python -m bench`` (see docs/PERFORMANCE.md)."""

@@ -1,0 +1,139 @@
+"""Reading processes from /proc: trees, RSS/PSS, CPU seconds, and finding machines."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may contain spaces and parentheses: split after the last ')'.
+    return raw.rsplit(")", 1)[1].split()
+
+
+def parent_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int, include_self: bool = True, tree: dict[int, list[int]] | None = None) -> list[int]:
+    tree = tree if tree is not None else children_map()
+    found: list[int] = [pid] if include_self else []
+    stack = list(tree.get(pid, []))
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(tree.get(current, []))
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kb(pid: int) -> int:
+    """Proportional set size: shared pages divided among their users (sums without double counting)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 when it is gone)."""
+    fields = _stat_fields(pid)
+    if not fields:
+        return 0.0
+    # After the name: state(0) ppid(1) ... utime is field 14 overall → index 11 here, stime 12.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def tree_memory_kb(pid: int, tree: dict[int, list[int]] | None = None) -> dict[str, int]:
+    pids = descendants(pid, tree=tree)
+    return {"rss_kb": sum(rss_kb(p) for p in pids), "pss_kb": sum(pss_kb(p) for p in pids), "processes": len(pids)}
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in descendants(pid))
+
+
+def find_by_cmdline(marker: str, within: list[int] | None = None) -> list[int]:
+    """Live processes whose command line contains ``marker`` (optionally among ``within``)."""
+    needle = marker.encode()
+    pids = within if within is not None else [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
+    return [p for p in pids if needle in cmdline(p) and alive(p)]
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> int:
+    """Signal a process and all its descendants, leaves first; returns how many were signalled."""
+    pids = descendants(pid)
+    sent = 0
+    for target in reversed(pids):
+        try:
+            os.kill(target, sig)
+            sent += 1
+        except ProcessLookupError:
+            pass
+    return sent
+
+
+def machine_info() -> dict[str, object]:
+    """What the figures ran on: CPUs, memory, CPU model, kernel."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    import platform
+
+    return {"nproc": len(os.sched_getaffinity(0)), "memory_gib": round(mem_kb / 1024 / 1024, 1), "cpu_model": model,
+            "kernel": platform.release(), "python": platform.python_version()}

@@ -1,0 +1,151 @@
+"""Time to first event: the same chat through the control plane and straight to the machine.
+
+Both paths drive the same machine and CLI (the machine's model calls go through the relay
+either way); rounds alternate which path goes first so drift cancels. The stand-in model
+waits a fixed time-to-first-token, so its share is known. A third layer compares one model
+request sent through the relay with the same request sent straight to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import requests
+
+from bench.common import MODEL_TTFT, Context, launch_many, result, target
+from bench.profiler import Recorder, analyse
+from bench.sseclient import TurnTrace, post_turn
+from bench.stack import ROOT
+from bench.stats import Table, ms, percentile, ratio, summarize, verdict
+
+MESSAGE = "stream 5"
+
+
+def model_request(http: requests.Session, url: str, token: str) -> tuple[float | None, float | None]:
+    """(first byte, first content_block_delta) seconds for one streamed Messages API call."""
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "stream 3"}]}
+    headers = {"x-api-key": token, "anthropic-version": "2023-06-01", "content-type": "application/json"}
+    started = time.perf_counter()
+    first_byte = first_delta = None
+    with http.post(url, data=json.dumps(body), headers=headers, stream=True, timeout=(10, 60)) as resp:
+        resp.raise_for_status()
+        for chunk in resp.iter_content(chunk_size=None):
+            now = time.perf_counter()
+            if first_byte is None and chunk:
+                first_byte = now - started
+            if first_delta is None and b"content_block_delta" in chunk:
+                first_delta = now - started
+    return first_byte, first_delta
+
+
+def _ms_list(traces: list[TurnTrace], attr: str) -> list[float]:
+    return [ms(t.since_sent(getattr(t, attr))) for t in traces if getattr(t, attr) is not None]  # type: ignore[misc]
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    cp = ctx.control_plane("ttfe", CONTAINER_PROVIDER="local")
+    try:
+        return _run(ctx, cp)
+    finally:
+        cp.stop()
+
+
+def _run(ctx: Context, cp: Any) -> dict[str, Any]:
+    session = launch_many(cp, 1)[0]
+    machine_url, machine_token = cp.direct_machine(session.session_id)
+    ctx.model.set_latency(MODEL_TTFT)
+    http = requests.Session()
+    via_headers = {"Authorization": f"Bearer {session.key}"}
+    direct_headers = {"Authorization": f"Bearer {machine_token}"}
+    cp_url, direct_url = cp.chat_url(session.session_id), f"{machine_url}/chat"
+    # Warm-up: one turn each way (first-turn costs are the launch's business, not this one's).
+    for url, headers in ((cp_url, via_headers), (direct_url, direct_headers)):
+        post_turn(http, url, headers, MESSAGE)
+    recorder = Recorder(cp.worker_pid(), ctx.profile_path("ttfe")) if ctx.profile else None
+    if recorder:
+        recorder.start()
+    via, direct = [], []
+    try:
+        for i in range(ctx.sizes.ttfe_rounds):
+            order = [(via, cp_url, via_headers), (direct, direct_url, direct_headers)]
+            for bucket, url, headers in (order if i % 2 == 0 else order[::-1]):
+                bucket.append(post_turn(http, url, headers, MESSAGE))
+    finally:
+        if recorder:
+            recorder.stop()
+    failed = sum(1 for t in via + direct if not t.ok)
+
+    # The relay alone: one model request through /relay vs straight to the model.
+    relay_token = cp.minter().relay_token(session.session_id)
+    relay_url, model_url = f"{cp.url}/relay/v1/messages", f"{ctx.model.url}/v1/messages"
+    relayed, straight = [], []
+    for i in range(ctx.sizes.ttfe_rounds):
+        pair = [(relayed, relay_url, relay_token), (straight, model_url, "sk-ant-bench")]
+        for bucket, url, token in (pair if i % 2 == 0 else pair[::-1]):
+            bucket.append(model_request(http, url, token))
+    # Building blocks of the chat path, timed alone (what a chat pays before the machine speaks).
+    components: dict[str, list[float]] = {"CP floor: GET /health": [], "CP authorised read: GET events (JSON)": [],
+                                          "machine GET /health (done by every chat)": []}
+    last = cp.events(session.session_id, session.key)[-1]["seq"]
+    for _ in range(ctx.sizes.ttfe_rounds * 2):
+        for label, url, headers in (
+                ("CP floor: GET /health", f"{cp.url}/health", {}),
+                ("CP authorised read: GET events (JSON)",
+                 f"{cp.url}/api/agents/sessions/{session.session_id}/events?after={last}", via_headers),
+                ("machine GET /health (done by every chat)", f"{machine_url}/health", direct_headers)):
+            started = time.perf_counter()
+            http.get(url, headers=headers, timeout=30).raise_for_status()
+            components[label].append(ms(time.perf_counter() - started))  # type: ignore[arg-type]
+    http.close()
+    ctx.model.set_latency(0.0)
+
+    fe_via, fe_direct = _ms_list(via, "first_event"), _ms_list(direct, "first_event")
+    fd_via, fd_direct = _ms_list(via, "first_delta"), _ms_list(direct, "first_delta")
+    done_via, done_direct = _ms_list(via, "done"), _ms_list(direct, "done")
+    fb_relay, fb_model = [ms(a) for a, _ in relayed if a], [ms(a) for a, _ in straight if a]
+    md_relay, md_model = [ms(b) for _, b in relayed if b], [ms(b) for _, b in straight if b]
+    def pairs(attr: str) -> list[float]:
+        return [ms(a.since_sent(getattr(a, attr)) - b.since_sent(getattr(b, attr)))  # type: ignore[operator]
+                for a, b in zip(via, direct) if getattr(a, attr) is not None and getattr(b, attr) is not None]
+
+    def model_pairs(index: int) -> list[float]:
+        return [ms(a[index] - b[index]) for a, b in zip(relayed, straight)  # type: ignore[operator]
+                if a[index] is not None and b[index] is not None]
+
+    series = {
+        "first SSE event": (fe_via, fe_direct, pairs("first_event")),
+        "first text_delta": (fd_via, fd_direct, pairs("first_delta")),
+        "turn done": (done_via, done_direct, pairs("done")),
+        "relay: model first byte": (fb_relay, fb_model, model_pairs(0)),
+        "relay: model first delta": (md_relay, md_model, model_pairs(1)),
+    }
+    data: dict[str, Any] = {"rounds": ctx.sizes.ttfe_rounds, "model_ttft_ms": MODEL_TTFT * 1000, "failed_turns": failed,
+                            "message": MESSAGE}
+    table = Table(f"Time to first event (ms; model TTFT fixed at {MODEL_TTFT * 1000:.0f} ms, "
+                  f"{ctx.sizes.ttfe_rounds} interleaved rounds)",
+                  ["platform p50", "direct p50", "added p50", "ratio p50", "platform p95", "direct p95",
+                   "paired diff p50"])
+    for label, (a, b, diffs) in series.items():
+        sa, sb = summarize(a), summarize(b)
+        data[label] = {"platform": sa, "direct": sb, "paired_diff": summarize(diffs)}
+        added = None if sa["p50"] is None or sb["p50"] is None else sa["p50"] - sb["p50"]
+        r = ratio(sa["p50"], sb["p50"])
+        table.add(label, [sa["p50"], sb["p50"], added, f"{r:.2f}x" if r else None, sa["p95"], sb["p95"],
+                          percentile(diffs, 50)],
+                  "platform=/relay, direct=model" if label.startswith("relay") else "")
+    parts = Table("Chat-path building blocks, each timed alone (ms)", ["p50", "p95"])
+    for label, values in components.items():
+        summary = summarize(values)
+        data[label] = summary
+        parts.add(label, [summary["p50"], summary["p95"]])
+    profile = None
+    if recorder is not None:
+        profile = {"error": recorder.error} if recorder.error else analyse(recorder.out, str(ROOT))
+    data["profile"] = profile
+    added_first = data["first SSE event"]["paired_diff"]["p50"]
+    return result("ttfe", [table, parts], data, [
+        target("platform-added time to first event p50", "<= 10 ms", added_first, verdict(added_first, 10), "ms"),
+    ], profile=profile)

@@ -1,0 +1,121 @@
+"""The benchmark's pure helpers: percentiles, summaries, formatting, tables, profiles.
+
+No process is started and nothing is timed: the benchmarks themselves are run by
+``python -m bench`` (``make bench``), not by the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import profiler
+from bench.__main__ import parse
+from bench.report import render_markdown_report, render_report
+from bench.sseclient import split_frame
+from bench.stats import (
+    Table,
+    fmt,
+    is_na,
+    ms,
+    na,
+    percentile,
+    ratio,
+    render_markdown,
+    render_table,
+    summarize,
+    verdict,
+)
+
+
+def test_percentile_interpolates_like_numpy_linear() -> None:
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([10], 95) == 10
+    assert percentile([3, 1, 2], 0) == 1 and percentile([3, 1, 2], 100) == 3
+    assert percentile(range(1, 101), 95) == pytest.approx(95.05)
+    assert percentile([], 50) is None
+    with pytest.raises(ValueError):
+        percentile([1], 101)
+
+
+def test_summarize_and_ratio() -> None:
+    s = summarize([0.1, 0.2, 0.3])
+    assert s["n"] == 3 and s["p50"] == pytest.approx(0.2) and s["min"] == 0.1 and s["max"] == 0.3
+    assert summarize([])["p50"] is None
+    assert ratio(3, 2) == 1.5 and ratio(1, 0) is None and ratio(None, 2) is None and ratio(na("x"), 2) is None
+    assert ms(0.25) == 250 and ms(None) is None
+
+
+def test_fmt_is_compact_and_never_invents_numbers() -> None:
+    assert fmt(12345) == "12,345"
+    assert fmt(1234.5) == "1,234" or fmt(1234.5) == "1,235"
+    assert fmt(0.01234) == "0.0123"
+    assert fmt(5.5, "ms") == "5.50 ms"
+    assert fmt(None) == "-"
+    assert fmt(True) == "yes"
+    missing = na("engine not reachable")
+    assert is_na(missing) and fmt(missing) == "n/a: engine not reachable"
+
+
+def test_verdict_against_targets() -> None:
+    assert verdict(100, 150) == "met" and verdict(200, 150) == "missed"
+    assert verdict(25_000, 20_000, at_most=False) == "met"
+    assert verdict(na("no docker"), 2000) == "n/a" and verdict(None, 1) == "n/a"
+
+
+def test_table_renders_text_and_markdown_and_round_trips() -> None:
+    table = Table("Launch", ["local", "docker"])
+    table.add("p50 (ms)", [812.0, na("docker engine not reachable")], "n=20")
+    table.add("ratio", ["1.00x", None])
+    with pytest.raises(ValueError):
+        table.add("bad", [1])
+    text = render_table(table)
+    lines = text.splitlines()
+    assert lines[0] == "== Launch ==" and "local" in lines[1] and "docker" in lines[1]
+    assert "812" in text and "n/a: docker engine not reachable" in text and "n=20" in text
+    md = render_markdown(table)
+    assert "| metric | local | docker | note |" in md and "| --- |" in md
+    again = Table.from_dict(json.loads(json.dumps(table.as_dict())))
+    assert render_table(again) == text
+
+
+def test_report_lists_targets_with_verdicts() -> None:
+    table = Table("T", ["x"])
+    table.add("m", [1.0])
+    run = {"machine": {"nproc": 2, "cpu_model": "cpu", "memory_gib": 24, "kernel": "6", "python": "3.11"},
+           "benches": {"ttfe": {"tables": [table.as_dict()], "targets": [
+               {"target": "added p50", "goal": "<= 10 ms", "measured": 4.2, "unit": "ms", "verdict": "met"}]}}}
+    text = render_report(run)
+    assert "2 CPUs" in text and "added p50" in text and "met" in text and "4.20 ms" in text
+    assert "| added p50 |" in render_markdown_report(run)
+
+
+def test_sse_frame_split() -> None:
+    assert split_frame(b'id: 7\nevent: text_delta\ndata: {"text":"hi"}') == ("text_delta", 7, b'{"text":"hi"}')
+    assert split_frame(b": keep-alive") == ("", None, None)
+
+
+def test_profile_ranks_self_time_and_skips_idle() -> None:
+    raw = "\n".join([
+        "run (/x/site-packages/gevent/hub.py:647);Hub.run (/x/site-packages/gevent/hub.py:647) 50",
+        "handle (/x/site-packages/gunicorn/w.py:1);chat (/repo/control/blueprints/agents.py:90);"
+        "frame (/repo/wire/sse.py:13) 30",
+        "handle (/x/site-packages/gunicorn/w.py:1);publish (/repo/control/turns.py:99) 10",
+        "garbage line without count",
+    ])
+    spots = profiler.hotspots(profiler.parse_collapsed(raw), "/repo")
+    assert spots["samples"] == 40 and spots["idle_samples"] == 50
+    assert spots["self"][0]["frame"] == "frame (wire/sse.py:13)" and spots["self"][0]["share"] == 0.75
+    inclusive = {row["frame"]: row["samples"] for row in spots["project_inclusive"]}
+    assert inclusive == {"chat (control/blueprints/agents.py)": 30, "frame (wire/sse.py)": 30,
+                         "publish (control/turns.py)": 10}
+    assert spots["project_line"][0]["frame"] == "frame (wire/sse.py:13)"
+
+
+def test_cli_parses_bench_names_and_flags() -> None:
+    args = parse(["relay", "ttfe", "--full", "--no-profile"])
+    assert args.benches == ["relay", "ttfe"] and args.full and args.no_profile
+    assert parse([]).benches == ["launch", "ttfe", "relay", "concurrency", "streams", "drills"]
+    with pytest.raises(SystemExit):
+        parse(["nonsense"])
