@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import requests
@@ -52,6 +53,10 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     pool = WarmPool(provider, minter, settings.warm_pool_size)
     sessions = SessionService(settings, store, provider, catalog, vault, minter, pool)
     relay_http = requests.Session()
+    # Proxy and CA settings are read once here instead of per request (a hot-path cost).
+    relay_http.trust_env = False
+    relay_http.proxies = requests.utils.get_environ_proxies(settings.anthropic_base_url)
+    relay_http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     relay_http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
     relay_http.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=64))
     app.extensions["agcluster"] = AgCluster(settings, store, catalog, provider, vault, minter, sessions, relay_http,
@@ -89,6 +94,7 @@ def _start_janitor(sessions: SessionService, interval: int) -> None:
             try:
                 sessions.stop_idle()
                 sessions.expire()
+                sessions.retry_deletions()
             except Exception:  # noqa: BLE001 - the janitor must keep running
                 log.exception("idle sweep failed")
 

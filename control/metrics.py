@@ -81,13 +81,18 @@ def observe_first_event(seconds: float) -> None:
     FIRST_EVENT_SECONDS.observe(max(0.0, seconds))
 
 
+# Label children bound once: a labels() lookup per event or chunk showed up in profiles.
+_EVENT_COUNTERS = {t: EVENTS.labels(t) for t in (*EVENT_TYPES, "other")}
+_RELAY_COUNTERS = {d: RELAY_BYTES.labels(d) for d in ("upstream", "downstream")}
+
+
 def count_event(type_: str) -> None:
-    EVENTS.labels(type_ if type_ in EVENT_TYPES else "other").inc()
+    _EVENT_COUNTERS.get(type_, _EVENT_COUNTERS["other"]).inc()
 
 
 def count_relay_bytes(n: int, direction: str = "downstream") -> None:
     if n > 0:
-        RELAY_BYTES.labels("upstream" if direction == "upstream" else "downstream").inc(n)
+        _RELAY_COUNTERS["upstream" if direction == "upstream" else "downstream"].inc(n)
 
 
 def count_tokens(input_tokens: int = 0, output_tokens: int = 0, cache_read_tokens: int = 0,

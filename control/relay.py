@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,11 +103,14 @@ def relay(path: str) -> Response:
                     direct_passthrough=True)
 
 
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+
+
 def _model_of(payload: bytes | None) -> str:
-    try:
-        return str(json.loads(payload or b"{}").get("model") or "")
-    except (ValueError, AttributeError):
-        return ""
+    """The request's model, for pricing, without parsing a whole conversation (a profile
+    hotspot). Quotes inside message text are escaped in JSON, so they cannot match."""
+    match = _MODEL.search(payload or b"")
+    return match.group(1).decode(errors="replace") if match else ""
 
 
 class UsageMeter:

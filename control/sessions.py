@@ -120,15 +120,33 @@ class SessionService:
         self.store.update_session(row.id, status="ready", status_detail="", last_active_at=time.time())
 
     def _fail_launch(self, row: SessionRow) -> None:
+        self.vault.forget(row.id)
+        self._mcp_env.pop(row.id, None)
         current = self.store.get_session(row.id)
         if current and current.machine_id:
             try:
                 self.provider.destroy(current.machine_id)
-            except ProviderError:
-                log.warning("could not remove the machine of failed launch %s", row.id)
-        self.vault.forget(row.id)
-        self._mcp_env.pop(row.id, None)
+            except ProviderError as exc:
+                # Never forget a machine we could not remove: the janitor retries until it is gone.
+                log.warning("could not remove the machine of failed launch %s; will retry", row.id)
+                self.store.update_session(row.id, status="deleting", status_detail=exc.message[:500])
+                return
         self.store.delete_session(row.id)
+
+    def retry_deletions(self) -> int:
+        """Finish removing machines whose removal failed earlier (e.g. a provider outage)."""
+        removed = 0
+        for row in self.store.list_sessions():
+            if row.status != "deleting":
+                continue
+            try:
+                if row.machine_id:
+                    self.provider.destroy(row.machine_id)
+            except ProviderError:
+                continue
+            self.store.delete_session(row.id)
+            removed += 1
+        return removed
 
     # access ---------------------------------------------------------------------------
     def get(self, session_id: str) -> SessionRow:
