@@ -6,43 +6,10 @@ import os
 import signal
 from pathlib import Path
 
+from control.procfs import stat_fields, children_map, descendants, parent_of, rss_kb  # noqa: F401 - re-exported
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name may contain spaces and parentheses: split after the last ')'.
-    return raw.rsplit(")", 1)[1].split()
-
-
-def parent_of(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[1]) if fields else None
-
-
-def children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields:
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
-
-
-def descendants(pid: int, include_self: bool = True, tree: dict[int, list[int]] | None = None) -> list[int]:
-    tree = tree if tree is not None else children_map()
-    found: list[int] = [pid] if include_self else []
-    stack = list(tree.get(pid, []))
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(tree.get(current, []))
-    return found
 
 
 def cmdline(pid: int) -> bytes:
@@ -53,18 +20,8 @@ def cmdline(pid: int) -> bytes:
 
 
 def alive(pid: int) -> bool:
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return bool(fields) and fields[0] != "Z"
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def pss_kb(pid: int) -> int:
@@ -80,7 +37,7 @@ def pss_kb(pid: int) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used so far (0 when it is gone)."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if not fields:
         return 0.0
     # After the name: state(0) ppid(1) ... utime is field 14 overall → index 11 here, stime 12.

@@ -23,6 +23,7 @@ from typing import Any
 
 import machine_agent  # noqa: F401 - only to locate its source; never imported for its internals
 
+from control import procfs
 from control.providers.base import MACHINE_TOKEN_ENV, Machine, MachineSpec, Provider, ProviderError, wait_healthy
 
 SOURCE_ROOT = Path(machine_agent.__file__).resolve().parent.parent
@@ -109,7 +110,7 @@ class LocalProvider(Provider):
             proc = self._procs.get(machine_id)
         if proc is None or proc.popen.poll() is not None:
             return None
-        rss_kb = sum(_rss_kb(pid) for pid in _descendants(proc.popen.pid))
+        rss_kb = sum(procfs.rss_kb(pid) for pid in procfs.descendants(proc.popen.pid))
         return {"memory_used_mb": round(rss_kb / 1024, 1), "memory_limit_mb": None,
                 "disk_used_mb": round(_du_bytes(self.workspace_dir(machine_id)) / 1e6, 2), "cpu_percent": None}
 
@@ -220,33 +221,6 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(children.get(current, []))
-    return found
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _du_bytes(path: Path) -> int:
