@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from control.providers.base import AGENT_PORT, MACHINE_TOKEN_ENV
-from control.providers.local import _descendants, bwrap_path, sandbox_command
+from control.procfs import descendants
+from control.providers.local import bwrap_path, sandbox_command
 
 
 class BackendError(Exception):
@@ -217,7 +218,7 @@ class ProcessBackend:
 
 
 def _signal_tree(pid: int, sig: int) -> None:
-    for target in _descendants(pid):
+    for target in descendants(pid):
         try:
             os.kill(target, sig)
         except (ProcessLookupError, PermissionError):
