@@ -122,30 +122,40 @@ class SessionService:
     def _fail_launch(self, row: SessionRow) -> None:
         self.vault.forget(row.id)
         self._mcp_env.pop(row.id, None)
-        current = self.store.get_session(row.id)
-        if current and current.machine_id:
-            try:
-                self.provider.destroy(current.machine_id)
-            except ProviderError as exc:
-                # Never forget a machine we could not remove: the janitor retries until it is gone.
-                log.warning("could not remove the machine of failed launch %s; will retry", row.id)
-                self.store.update_session(row.id, status="deleting", status_detail=exc.message[:500])
-                return
-        self.store.delete_session(row.id)
+        current = self.store.get_session(row.id) or row
+        if self._remove_machines(current, attempts=3):
+            self.store.delete_session(row.id)
+        else:
+            # Never forget a machine we could not remove: the janitor retries until it is gone.
+            log.warning("could not remove the machine of failed launch %s; will retry", row.id)
+            self.store.update_session(row.id, status="deleting", status_detail="removing its machine")
+
+    def _remove_machines(self, row: SessionRow, attempts: int = 1) -> bool:
+        """Destroy the session's machine, and any machine labelled with its key that a failed
+        start created but never reported (a create whose answer was lost, say)."""
+        targets = {row.machine_id} if row.machine_id else set()
+        try:
+            targets |= {m.machine_id for m in self.provider.list_machines() if m.session_id == row.machine_key}
+        except ProviderError:
+            return False
+        for machine_id in targets:
+            for attempt in range(attempts):
+                try:
+                    self.provider.destroy(machine_id)
+                    break
+                except ProviderError:
+                    if attempt == attempts - 1:
+                        return False
+                    time.sleep(0.5 * 2 ** attempt)
+        return True
 
     def retry_deletions(self) -> int:
         """Finish removing machines whose removal failed earlier (e.g. a provider outage)."""
         removed = 0
         for row in self.store.list_sessions():
-            if row.status != "deleting":
-                continue
-            try:
-                if row.machine_id:
-                    self.provider.destroy(row.machine_id)
-            except ProviderError:
-                continue
-            self.store.delete_session(row.id)
-            removed += 1
+            if row.status == "deleting" and self._remove_machines(row):
+                self.store.delete_session(row.id)
+                removed += 1
         return removed
 
     # access ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ class FlakyProvider(Provider):
 
     def __init__(self) -> None:
         self.machines: dict[str, Machine] = {}
-        self.destroy_failures = 1
+        self.destroy_failures = 3  # more than the immediate retries
 
     def start(self, spec: MachineSpec) -> Machine:
         machine = Machine(f"m-{spec.session_id}", "http://127.0.0.1:9", "started", spec.session_id)
@@ -54,5 +54,17 @@ def test_failed_launch_with_failed_cleanup_is_retried_until_removed(tmp_path: Pa
         service.launch("sk-ant-test-key-123", "code-assistant", None, {})
     (row,) = store.list_sessions()
     assert row.status == "deleting" and len(provider.machines) == 1
+    provider.destroy_failures = 0  # the outage is over
     assert service.retry_deletions() == 1
+    assert provider.machines == {} and store.list_sessions() == []
+
+
+def test_a_brief_outage_is_ridden_out_at_once(tmp_path: Path) -> None:
+    settings = from_env({"DATABASE_PATH": str(tmp_path / "db.sqlite")})
+    store = Store(settings.database_path)
+    provider = FlakyProvider()
+    provider.destroy_failures = 1
+    service = SessionService(settings, store, provider, ConfigCatalog(store), KeyVault(), TokenMinter(b"k" * 32))
+    with pytest.raises(ApiError):
+        service.launch("sk-ant-test-key-123", "code-assistant", None, {})
     assert provider.machines == {} and store.list_sessions() == []
