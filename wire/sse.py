@@ -27,16 +27,30 @@ def parse_batches(chunks: Iterable[bytes]) -> Iterator[list[dict[str, Any]]]:
     Comments (keep-alives) are skipped; a frame without ``data`` is ignored. Works on
     arbitrary chunk boundaries because streams are relayed as they arrive.
     """
-    buffer = b""
+    decoder = Decoder()
     for chunk in chunks:
-        buffer += chunk
+        batch = decoder.feed(chunk)
+        if batch:
+            yield batch
+
+
+class Decoder:
+    """Incremental form of :func:`parse_batches` for readers that are fed, not iterating
+    (an async client receives chunks from an event loop)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        """Add received bytes; return the events they completed."""
+        self._buffer += chunk
         batch: list[dict[str, Any]] = []
         while True:
-            sep = _frame_end(buffer)
+            sep = _frame_end(self._buffer)
             if sep is None:
-                break
+                return batch
             end, width = sep
-            raw, buffer = buffer[:end], buffer[end + width :]
+            raw, self._buffer = self._buffer[:end], self._buffer[end + width :]
             data_lines = [
                 line[5:].lstrip(b" ")
                 for line in raw.replace(b"\r\n", b"\n").split(b"\n")
@@ -44,8 +58,6 @@ def parse_batches(chunks: Iterable[bytes]) -> Iterator[list[dict[str, Any]]]:
             ]
             if data_lines:
                 batch.append(json.loads(b"\n".join(data_lines)))
-        if batch:
-            yield batch
 
 
 def _frame_end(buffer: bytes) -> tuple[int, int] | None:
