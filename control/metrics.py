@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from control.session_status import SessionStatus
 from wire.events import EVENT_TYPES
 
-SESSION_STATES = ("starting", "ready", "running", "stopped", "failed")
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
 LAUNCH_OUTCOMES = ("ok", "rejected", "failed")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -184,9 +184,9 @@ class StateCollector:
             return
         sessions = GaugeMetricFamily("agcluster_sessions", "Sessions by state and provider.",
                                      labels=["state", "provider"])
-        counts: dict[tuple[str, str], int] = {(state, ext.provider.name): 0 for state in SESSION_STATES}
+        counts: dict[tuple[str, str], int] = {(str(state), ext.provider.name): 0 for state in SessionStatus}
         for row in ext.store.list_sessions():
-            key = (row.status, row.provider)
+            key = (str(row.status), row.provider)
             counts[key] = counts.get(key, 0) + 1
         for (state, provider), n in sorted(counts.items()):
             sessions.add_metric([state, provider], n)

@@ -29,6 +29,7 @@ from werkzeug.routing import Rule
 from control.blueprints.live import PermissionAnswerSchema
 from control.config_schema import AgentConfigSchema, SizeField, SystemPromptField, SystemPromptPreset
 from control.schemas import ChatSchema, LaunchSchema
+from control.session_status import SessionStatus
 from wire.events import EVENT_TYPES
 
 VERSION = "0.1.0"
@@ -124,7 +125,9 @@ class SessionSchema(_Open):
     config_name = fields.String(allow_none=True)
     provider = fields.String(required=True)
     machine_id = fields.String(allow_none=True)
-    status = fields.String(required=True, validate=validate.OneOf(["starting", "ready", "running", "stopped", "failed"]))
+    status = fields.String(required=True, validate=validate.OneOf([str(s) for s in SessionStatus]),
+                           metadata={"description": "where the session's machine is (running: up, busy or idle)"})
+    busy = fields.Boolean(required=True, metadata={"description": "a turn is in progress"})
     status_detail = fields.String()
     created_at = fields.Float(required=True)
     last_active_at = fields.Float(required=True)
@@ -135,7 +138,6 @@ class SessionSchema(_Open):
 
 class SessionDetailSchema(SessionSchema):
     config = fields.Dict(required=True, metadata={"description": "the config the session was launched with"})
-    running = fields.Boolean(required=True, metadata={"description": "a turn is in progress"})
     effective_config = fields.Dict(allow_none=True)
 
 

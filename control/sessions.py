@@ -22,6 +22,7 @@ from control.machine_client import MachineClient, MachineUnreachable
 from control.pool import WarmPool
 from control.providers.base import MachineSpec, Provider, ProviderError, ResourceLimits
 from control.secrets import KeyVault, TokenMinter, hash_key, key_matches
+from control.session_status import LIVE, IllegalTransition, SessionStatus
 from control.settings import Settings, parse_size_mb
 from control.store import SessionRow, Store
 from control.turns import TurnHub
@@ -29,8 +30,6 @@ from wire.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized, U
 from wire.events import make_event
 
 log = logging.getLogger(__name__)
-
-LIVE_STATES = ("starting", "ready", "running")
 
 
 class SessionService:
@@ -64,7 +63,7 @@ class SessionService:
         row = SessionRow(
             id=session_id, agent_id=f"agent-{uuid.uuid4().hex[:12]}", config_id=config["id"],
             config_json=_json(config), provider=self.provider.name, machine_id=None, machine_url=None,
-            status="starting", status_detail="", key_salt=salt, key_hash=key_hash, claude_session_id=None,
+            status=SessionStatus.STARTING, status_detail="", key_salt=salt, key_hash=key_hash, claude_session_id=None,
             created_at=now, last_active_at=now, machine_key=session_id, owner=owner,
         )
         self.store.insert_session(row)
@@ -103,7 +102,7 @@ class SessionService:
             image=row.config.get("image") or None, resources=limits or self.resource_limits(row.config),
         )
         machine = self.provider.start(spec)
-        self.store.update_session(row.id, machine_id=machine.machine_id, machine_url=machine.url, status="starting")
+        self.store.set_status(row.id, SessionStatus.STARTING, machine_id=machine.machine_id, machine_url=machine.url)
         client = MachineClient(machine.url, spec.machine_token, self._http(machine.url))
         self._configure(row, client)
         return client
@@ -117,7 +116,7 @@ class SessionService:
             "mcp_env": self._mcp_env.get(row.id, {}),
             "resume": row.claude_session_id,
         })
-        self.store.update_session(row.id, status="ready", status_detail="", last_active_at=time.time())
+        self.store.set_status(row.id, SessionStatus.RUNNING, last_active_at=time.time())
 
     def _fail_launch(self, row: SessionRow) -> None:
         self.vault.forget(row.id)
@@ -128,7 +127,7 @@ class SessionService:
         else:
             # Never forget a machine we could not remove: the janitor retries until it is gone.
             log.warning("could not remove the machine of failed launch %s; will retry", row.id)
-            self.store.update_session(row.id, status="deleting", status_detail="removing its machine")
+            self.store.set_status(row.id, SessionStatus.DELETING, "removing its machine")
 
     def _remove_machines(self, row: SessionRow, attempts: int = 1) -> bool:
         """Destroy the session's machine, and any machine labelled with its key that a failed
@@ -153,7 +152,7 @@ class SessionService:
         """Finish removing machines whose removal failed earlier (e.g. a provider outage)."""
         removed = 0
         for row in self.store.list_sessions():
-            if row.status == "deleting" and self._remove_machines(row):
+            if row.status is SessionStatus.DELETING and self._remove_machines(row):
                 self.store.delete_session(row.id)
                 removed += 1
         return removed
@@ -200,7 +199,7 @@ class SessionService:
             current = self.get(row.id)
             events: Iterator[list[dict[str, Any]]] | None = None
             first: list[dict[str, Any]] | None = None
-            if current.status in ("ready", "running") and current.machine_url:
+            if current.status is SessionStatus.RUNNING and current.machine_url:
                 try:
                     events = self.client(current).chat(message)
                     first = next(events)
@@ -213,7 +212,6 @@ class SessionService:
             if events is None:
                 events = self.ensure_machine(row.id).chat(message)
                 first = next(events)
-            self.store.update_session(row.id, status="running")
             yield first  # type: ignore[misc]
             yield from events
 
@@ -231,7 +229,7 @@ class SessionService:
                         return client
                 except ApiError:
                     pass
-            self.store.update_session(session_id, status="starting", status_detail="waking the machine")
+            self.store.set_status(session_id, SessionStatus.STARTING, "waking the machine")
             try:
                 if machine is not None and machine.state in ("stopped", "suspended") and row.provider != "local":
                     resumed = self.provider.resume(row.machine_id or "")
@@ -239,12 +237,12 @@ class SessionService:
                     row = self.get(session_id)
                     client = self.client(row)
                     if client.health().get("configured"):
-                        self.store.update_session(session_id, status="ready", status_detail="")
+                        self.store.set_status(session_id, SessionStatus.RUNNING)
                         return client
                 return self._start_machine(row)
             except ProviderError as exc:
                 metrics.count_provider_error(self.provider.name, "wake")
-                self.store.update_session(session_id, status="failed", status_detail=exc.message)
+                self.store.set_status(session_id, SessionStatus.FAILED, exc.message)
                 raise Unavailable(f"could not wake the session's machine: {exc.message}", code="machine_start_failed") from None
 
     def interrupt(self, row: SessionRow) -> bool:
@@ -265,12 +263,11 @@ class SessionService:
                 changes["claude_session_id"] = event["claude_session_id"]
             self.store.update_session(session_id, **changes)
         elif kind == "error" and event.get("code") in ("machine_unreachable", "agent_failed"):
-            self.store.update_session(session_id, status="failed",
-                                      status_detail=f"{event.get('code')}: {event.get('message', '')}"[:500])
-        elif kind == "done":
-            row = self.store.get_session(session_id)
-            if row and row.status == "running":
-                self.store.update_session(session_id, status="ready")
+            try:
+                self.store.set_status(session_id, SessionStatus.FAILED,
+                                      f"{event.get('code')}: {event.get('message', '')}"[:500])
+            except IllegalTransition:
+                pass  # e.g. the user stopped the machine under the turn: stopped, not failed
 
     # lifecycle ------------------------------------------------------------------------
     def delete(self, row: SessionRow) -> None:
@@ -301,10 +298,9 @@ class SessionService:
             machine = machines.get(row.machine_id or "")
             if machine is None and row.machine_id:
                 machine = self.provider.inspect(row.machine_id)
-            if row.status in LIVE_STATES and (machine is None or machine.state != "started"):
-                self.store.update_session(row.id, status="stopped",
-                                          status_detail="machine not running after control-plane restart; "
-                                                        "the next chat wakes it")
+            if row.status in LIVE and (machine is None or machine.state != "started"):
+                self.store.set_status(row.id, SessionStatus.STOPPED,
+                                      "machine not running after control-plane restart; the next chat wakes it")
                 marked += 1
         return {"orphans_removed": orphans, "sessions_marked_stopped": marked}
 
@@ -321,19 +317,20 @@ class SessionService:
         cutoff = time.time() - self.settings.session_idle_timeout
         stopped = 0
         for row in self.store.list_sessions():
-            if row.status == "ready" and row.last_active_at < cutoff and not self.hub.is_running(row.id) and row.machine_id:
+            if row.status is SessionStatus.RUNNING and row.last_active_at < cutoff and not self.hub.is_running(row.id) and row.machine_id:
                 # Under the wake lock, so a chat arriving now either waits for the suspend and
                 # wakes the machine, or has already started its turn and is skipped here.
                 with self._wake_lock(row.id):
                     current = self.store.get_session(row.id)
-                    if (current is None or current.status != "ready" or current.last_active_at >= cutoff
+                    if (current is None or current.status is not SessionStatus.RUNNING
+                            or current.last_active_at >= cutoff
                             or self.hub.is_running(row.id) or not current.machine_id):
                         continue
                     try:
                         self.provider.suspend(current.machine_id)
                     except ProviderError:
                         continue
-                    self.store.update_session(row.id, status="stopped", status_detail="stopped after being idle")
+                    self.store.set_status(row.id, SessionStatus.STOPPED, "stopped after being idle")
                 stopped += 1
         return stopped
 
@@ -347,7 +344,7 @@ class SessionService:
                     self.provider.suspend(row.machine_id)
                 except ProviderError as exc:
                     raise Unavailable(f"could not stop the machine: {exc.message}") from None
-            self.store.update_session(row.id, status="stopped", status_detail="stopped by the user")
+            self.store.set_status(row.id, SessionStatus.STOPPED, "stopped by the user")
 
     def expire(self) -> int:
         """Destroy sessions unused for SESSION_TTL, keeping their export under data/exports."""
@@ -360,7 +357,8 @@ class SessionService:
         exports = self.settings.data_dir / "exports"
         expired = 0
         for row in self.store.list_sessions():
-            if row.last_active_at >= cutoff or row.status in ("starting", "running") or self.hub.is_running(row.id):
+            if (row.last_active_at >= cutoff or row.status in (SessionStatus.STARTING, SessionStatus.DELETING)
+                    or self.hub.is_running(row.id)):
                 continue
             exports.mkdir(parents=True, exist_ok=True)
             document = export_json(row, self.store.events_after(row.id, 0, limit=10_000_000))
@@ -388,8 +386,9 @@ def _json(config: dict[str, Any]) -> str:
     return json.dumps(config, separators=(",", ":"))
 
 
-def session_view(row: SessionRow, usage: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The public shape of a session: never the key hash or salt."""
+def session_view(row: SessionRow, busy: bool, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The public shape of a session: never the key hash or salt. ``status`` is where the
+    machine is; ``busy`` whether a turn is in progress."""
     return {
         "session_id": row.id,
         "agent_id": row.agent_id,
@@ -397,7 +396,8 @@ def session_view(row: SessionRow, usage: dict[str, Any] | None = None) -> dict[s
         "config_name": row.config.get("name"),
         "provider": row.provider,
         "machine_id": row.machine_id,
-        "status": row.status,
+        "status": str(row.status),
+        "busy": busy,
         "status_detail": row.status_detail,
         "created_at": row.created_at,
         "last_active_at": row.last_active_at,

@@ -1,8 +1,10 @@
 """SQLite: sessions, their event transcripts and custom configs.
 
 Nothing else in the process holds state that a restart would lose (the user's key is the
-deliberate exception: it lives in memory only, DESIGN.md §7). WAL mode lets readers stream
-transcripts while a turn is being written; migrations are forward-only and numbered.
+deliberate exception: it lives in memory only, see docs/ARCHITECTURE.md). WAL mode lets
+readers stream transcripts while a turn is being written; migrations are forward-only and
+numbered. A session's status changes only through :meth:`Store.set_status`, which applies
+the state machine of ``control.session_status`` inside its transaction.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from control.session_status import SessionStatus, transition
 
 MIGRATIONS: list[str] = [
     # 1: sessions and transcripts
@@ -119,6 +124,10 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE UNIQUE INDEX cli_transcripts_uuid ON cli_transcripts(session_id, project_key, claude_session_id, subpath, uuid)
     """,
+    # 5: one status for "the machine is up": whether a turn runs is the turn hub's to say
+    """
+    UPDATE sessions SET status = 'running' WHERE status = 'ready'
+    """,
 ]
 
 SESSION_FIELDS = (
@@ -137,7 +146,7 @@ class SessionRow:
     provider: str
     machine_id: str | None
     machine_url: str | None
-    status: str
+    status: SessionStatus
     status_detail: str
     key_salt: str
     key_hash: str
@@ -152,11 +161,17 @@ class SessionRow:
     turns: int = 0
     machine_key: str = ""
     owner: str | None = None
-    config: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.config = json.loads(self.config_json)
+        self.status = SessionStatus(self.status)
         self.machine_key = self.machine_key or self.id
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """Parsed on first use only: the relay reads a row on every model call and never
+        needs the config."""
+        parsed: dict[str, Any] = json.loads(self.config_json)
+        return parsed
 
 
 class Store:
@@ -194,13 +209,9 @@ class Store:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
 
-    @property
-    def schema_version(self) -> int:
-        with self._lock:
-            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
     # sessions -------------------------------------------------------------------------
     def insert_session(self, row: SessionRow) -> None:
+        transition(None, row.status)  # a session begins as starting
         values = [getattr(row, name) for name in SESSION_FIELDS]
         with self._tx() as db:
             db.execute(f"INSERT INTO sessions ({','.join(SESSION_FIELDS)}) VALUES ({','.join('?' * len(values))})",
@@ -222,12 +233,34 @@ class Store:
         return [SessionRow(**dict(r)) for r in rows]
 
     def update_session(self, session_id: str, **changes: Any) -> None:
+        """Change anything but the status (that is :meth:`set_status`)."""
         unknown = set(changes) - set(SESSION_FIELDS)
         if unknown:
             raise ValueError(f"unknown session fields {unknown}")
+        if {"status", "status_detail"} & set(changes):
+            raise ValueError("a session's status changes only through set_status")
+        if not changes:
+            return
         assignments = ", ".join(f"{k} = ?" for k in changes)
         with self._tx() as db:
             db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?", [*changes.values(), session_id])
+
+    def set_status(self, session_id: str, status: SessionStatus, detail: str = "", **changes: Any) -> bool:
+        """Move a session to ``status`` (and apply ``changes``) if the state machine allows
+        it, atomically: raises ``IllegalTransition`` otherwise. False when there is no
+        such session (deleted meanwhile)."""
+        unknown = set(changes) - set(SESSION_FIELDS) | ({"status", "status_detail"} & set(changes))
+        if unknown:
+            raise ValueError(f"unknown or reserved session fields {unknown}")
+        values = {"status": str(status), "status_detail": detail[:1000], **changes}
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM sessions WHERE id = ?", (session_id,)).fetchone()
+            if row is None:
+                return False
+            transition(row[0], status)
+            db.execute(f"UPDATE sessions SET {assignments} WHERE id = ?", [*values.values(), session_id])
+        return True
 
     def add_usage(self, session_id: str, *, input_tokens: int = 0, output_tokens: int = 0,
                   cache_read_tokens: int = 0, cache_write_tokens: int = 0, cost_usd: float = 0.0,
@@ -247,9 +280,6 @@ class Store:
                 "cost_usd = cost_usd + ? WHERE id = ?",
                 (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, session_id),
             )
-
-    def touch(self, session_id: str) -> None:
-        self.update_session(session_id, last_active_at=time.time())
 
     def delete_session(self, session_id: str) -> None:
         with self._tx() as db:

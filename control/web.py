@@ -24,10 +24,12 @@ def meta():  # type: ignore[no-untyped-def]
     """What the dashboard needs to know up front: schema choices and the upload limit."""
     from control.config_schema import KNOWN_TOOLS, PERMISSION_MODES, SETTING_SOURCES
     from control.context import ctx
+    from control.session_status import LIVE, SessionStatus
 
     app = ctx()
     return jsonify(known_tools=sorted(KNOWN_TOOLS), permission_modes=list(PERMISSION_MODES),
                    setting_sources=list(SETTING_SOURCES), preset_ids=list(app.catalog.presets),
+                   session_statuses=[str(s) for s in SessionStatus], live_statuses=sorted(str(s) for s in LIVE),
                    max_upload_mb=app.settings.max_upload_mb, provider=app.settings.container_provider,
                    demo=app.settings.demo)
 

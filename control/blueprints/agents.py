@@ -12,6 +12,7 @@ from control.context import ctx
 from control.export import export_json, export_markdown
 from control.providers.base import ProviderError
 from control.schemas import ChatSchema, LaunchSchema, load_body
+from control.session_status import SessionStatus
 from control.sessions import session_view
 from wire import sse
 from wire.errors import ApiError, ValidationFailed
@@ -43,7 +44,8 @@ def list_sessions():  # type: ignore[no-untyped-def]
     # Listing shows no secrets and no transcripts; members see only their own sessions.
     principal = current_principal()
     owner = principal.user_id if principal and not principal.is_admin else None
-    sessions = [session_view(row) for row in ctx().store.list_sessions(owner=owner)]
+    hub = ctx().sessions.hub
+    sessions = [session_view(row, hub.is_running(row.id)) for row in ctx().store.list_sessions(owner=owner)]
     return jsonify(sessions=sessions, total=len(sessions))
 
 
@@ -52,19 +54,18 @@ def get_session(session_id: str):  # type: ignore[no-untyped-def]
     row = authorized_session(session_id)
     app = ctx()
     try:
-        usage = app.provider.usage(row.machine_id) if row.machine_id and row.status in ("ready", "running") else None
+        usage = app.provider.usage(row.machine_id) if row.machine_id and row.status is SessionStatus.RUNNING else None
     except ProviderError:
         usage = None  # e.g. the machine is being stopped for idleness right now
-    view = session_view(row, usage)
+    view = session_view(row, app.sessions.hub.is_running(row.id), usage)
     view["config"] = row.config
-    view["running"] = app.sessions.hub.is_running(row.id)
     view["effective_config"] = _effective_config(row)
     return jsonify(view)
 
 
 def _effective_config(row: Any) -> dict[str, Any] | None:
     """The config as the machine's SDK and CLI really got it (no secrets); None when asleep."""
-    if not row.machine_url or row.status not in ("ready", "running"):
+    if not row.machine_url or row.status is not SessionStatus.RUNNING:
         return None
     try:
         return ctx().sessions.client(row).health().get("effective_config")

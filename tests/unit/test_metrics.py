@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from control import metrics
 from control.app import create_app
 from control.secrets import hash_key
+from control.session_status import SessionStatus
 from control.settings import from_env
 from control.store import SessionRow, Store
 from control.turns import TurnHub
@@ -50,14 +51,15 @@ def scrape(app: Flask) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return out
 
 
-def insert_session(store: Store, status: str, provider: str = "local", key: str = "sk-ant-test-key-123") -> str:
+def insert_session(store: Store, status: SessionStatus, provider: str = "local", key: str = "sk-ant-test-key-123") -> str:
     session_id = str(uuid.uuid4())
     salt, digest = hash_key(key)
     now = time.time()
     store.insert_session(SessionRow(
         id=session_id, agent_id="agent-x", config_id="code-assistant", config_json="{}", provider=provider,
-        machine_id=None, machine_url=None, status=status, status_detail="", key_salt=salt, key_hash=digest,
-        claude_session_id=None, created_at=now, last_active_at=now))
+        machine_id=None, machine_url=None, status=SessionStatus.STARTING, status_detail="", key_salt=salt,
+        key_hash=digest, claude_session_id=None, created_at=now, last_active_at=now))
+    store.set_status(session_id, status)
     return session_id
 
 
@@ -65,19 +67,22 @@ def test_exposition_has_state_read_at_scrape_time(tmp_path: Path) -> None:
     app = build_app(tmp_path)
     store = app.extensions["agcluster"].store
     before = scrape(app)
-    assert before["agcluster_sessions"][(("provider", "local"), ("state", "ready"))] == 0
+    for state in SessionStatus:  # every state, "deleting" included, from the first scrape
+        assert before["agcluster_sessions"][(("provider", "local"), ("state", str(state)))] == 0
     assert "agcluster_warm_pool_ready" in before and "agcluster_warm_pool_target" in before
-    insert_session(store, "ready")
-    insert_session(store, "ready")
-    insert_session(store, "stopped", provider="fly_machines")
+    insert_session(store, SessionStatus.RUNNING)
+    insert_session(store, SessionStatus.RUNNING)
+    insert_session(store, SessionStatus.DELETING)
+    insert_session(store, SessionStatus.STOPPED, provider="fly_machines")
     after = scrape(app)["agcluster_sessions"]
-    assert after[(("provider", "local"), ("state", "ready"))] == 2
+    assert after[(("provider", "local"), ("state", "running"))] == 2
+    assert after[(("provider", "local"), ("state", "deleting"))] == 1
     assert after[(("provider", "fly_machines"), ("state", "stopped"))] == 1
 
 
 def test_two_apps_in_one_process_each_expose_metrics(tmp_path: Path) -> None:
     first, second = build_app(tmp_path / "a"), build_app(tmp_path / "b")
-    insert_session(first.extensions["agcluster"].store, "running")
+    insert_session(first.extensions["agcluster"].store, SessionStatus.RUNNING)
     assert scrape(first)["agcluster_sessions"][(("provider", "local"), ("state", "running"))] == 1
     assert scrape(second)["agcluster_sessions"][(("provider", "local"), ("state", "running"))] == 0
     metrics.install(first)  # a second install is a no-op, not a duplicate route
@@ -184,7 +189,7 @@ def model() -> Iterator[StubAnthropic]:
 def test_relay_meters_bytes_and_tokens_from_the_models_answer(tmp_path: Path, model: StubAnthropic) -> None:
     app = build_app(tmp_path, ANTHROPIC_BASE_URL=model.url)
     ext = app.extensions["agcluster"]
-    session_id = insert_session(ext.store, "running")
+    session_id = insert_session(ext.store, SessionStatus.RUNNING)
     ext.vault.put(session_id, "sk-ant-test-key-123")
     token = ext.minter.relay_token(session_id)
     body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64,

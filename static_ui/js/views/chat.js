@@ -105,8 +105,8 @@ export function mount(root, [sessionId], { meta }) {
     sendBtn.disabled = on;
     composer.classList.toggle("is-running", on);
     timeline.setWorking(on);
-    if (on) setStatus("running");
-    else if (statusPill.dataset.status === "running") setStatus("ready");
+    if (on) setStatus("busy");
+    else if (statusPill.dataset.status === "busy") setStatus("running");
   }
 
   function renderTotals(t) {
@@ -211,7 +211,7 @@ export function mount(root, [sessionId], { meta }) {
           // The stream ended without `done`: is a turn still running?
           const d = await api(sessionPath(sessionId), { signal: myAc.signal });
           updateDetails(d);
-          if (!d.running) {
+          if (!d.busy) {
             // Finished while we were away: pick up whatever the transcript has.
             await loadTranscript(timeline.lastSeq, myAc.signal);
             break;
@@ -271,8 +271,9 @@ export function mount(root, [sessionId], { meta }) {
     title.textContent = d.config_name || d.config_id;
     document.title = `${d.config_name || d.config_id} · AgCluster`;
     layout.querySelector(".chat-config").textContent = `${d.config_id} · ${d.provider}`;
-    if (!running || d.status !== "ready") setStatus(d.running ? "running" : d.status);
-    if (d.status === "stopped" && !d.running) showBanner("info", "This session's machine is stopped to save resources. Sending a message wakes it up; the conversation continues.");
+    // status is where the machine is; busy says whether a turn runs on it.
+    if (!running || d.status !== "running") setStatus(d.busy ? "busy" : d.status);
+    if (d.status === "stopped" && !d.busy) showBanner("info", "This session's machine is stopped to save resources. Sending a message wakes it up; the conversation continues.");
     else if (d.status === "failed") showBanner("error", `The machine failed${d.status_detail ? `: ${d.status_detail}` : ""}. Sending a message tries to start it again.`);
     else if (banner.dataset.kind !== "reconnecting") hideBanner();
   }
@@ -307,7 +308,7 @@ export function mount(root, [sessionId], { meta }) {
       log.scrollTop = log.scrollHeight;
       files.refresh();
       input.focus();
-      if (d.running) follow();
+      if (d.busy) follow();
     } catch (err) {
       if (err.name === "AbortError") return;
       if (err.status === 401 || err.status === 403) return keyProblem(err);

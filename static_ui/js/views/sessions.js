@@ -7,10 +7,11 @@ import * as fmt from "../format.js";
 import { forgetSession, getKey, knownSessions, onKeyChange } from "../store.js";
 import { confirmDialog, emptyState, errorBox, toast } from "../ui.js";
 
-const LIVE = new Set(["starting", "ready", "running"]);
 const REFRESH_MS = 10_000;
 
-export function mount(root) {
+export function mount(root, _params, { meta }) {
+  // The server's session states (/ui/meta.json) decide which sessions have a machine up.
+  const LIVE = new Set(meta.live_statuses || []);
   const ac = new AbortController();
   let sessions = [];
   let resources = new Map();
@@ -57,7 +58,7 @@ export function mount(root) {
     await Promise.all(wanted.map(async (s) => {
       try {
         const d = await api(sessionPath(s.session_id), { signal: ac.signal });
-        resources.set(s.session_id, { resources: d.resources, running: d.running });
+        resources.set(s.session_id, { resources: d.resources, busy: d.busy });
       } catch {
         /* another key, or gone: leave the column empty */
       }
@@ -97,7 +98,8 @@ export function mount(root) {
     const open = h("a", { class: "btn btn-sm", href: `#/session/${s.session_id}`, "aria-label": `Open ${s.config_name || s.config_id} session ${fmt.shortId(s.session_id)}` },
       icon("message", { size: 14 }), h("span", { text: "Open" }));
     const actions = [open];
-    if (res && res.running) {
+    const busy = Boolean(s.busy || (res && res.busy));
+    if (busy) {
       actions.push(button("Interrupt", { icon: "pause", cls: "btn btn-sm", onClick: () => interrupt(s) }));
     }
     if (live) {
@@ -113,7 +115,7 @@ export function mount(root) {
           h("span", { class: "muted mono small", text: `${fmt.shortId(s.session_id)} · ${s.config_id}` }),
           mine ? h("span", { class: "badge badge-neutral small", title: "Launched from this tab", text: "this tab" }) : null)),
       h("td", { "data-label": "Status" },
-        h("span", { class: "pill", "data-status": res && res.running ? "running" : s.status, text: res && res.running ? "running" : s.status }),
+        h("span", { class: "pill", "data-status": busy ? "busy" : s.status, text: busy ? "busy" : s.status }),
         s.status_detail ? h("p", { class: "muted small status-detail", text: s.status_detail, title: s.status_detail }) : null),
       h("td", { "data-label": "Age", title: fmt.dateTime(s.created_at), text: fmt.age(s.created_at, now) }),
       h("td", { "data-label": "Last activity", title: fmt.dateTime(s.last_active_at), text: fmt.ago(s.last_active_at, now) }),
