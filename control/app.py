@@ -10,15 +10,17 @@ import requests
 from flask import Flask
 
 from control import errors, logs, metrics, web
+from control.blueprints.account import account_bp
 from control.blueprints.agents import agents_bp
 from control.blueprints.configs import configs_bp
 from control.blueprints.docs import docs_bp
 from control.blueprints.files import files_bp
 from control.blueprints.health import health_bp
 from control.blueprints.live import live_bp, sock
+from control.blueprints.metrics import metrics_bp
+from control.blueprints.ui import ui_bp
 from control.accounts import Accounts
 from control.auth import require_token_for_api
-from control.blueprints.account import account_bp
 from control.configs import ConfigCatalog
 from control.context import AgCluster
 from control.jsonio import StrictJSONProvider
@@ -65,7 +67,8 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     errors.install(app)
     web.install(app, settings.cors_origins)
     app.before_request(require_token_for_api)
-    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, store_bp, relay_bp, account_bp, docs_bp, web.ui_bp):
+    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, store_bp, relay_bp, account_bp, docs_bp,
+                      metrics_bp, ui_bp):
         app.register_blueprint(blueprint)
     sock.init_app(app)
 

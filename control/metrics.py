@@ -1,4 +1,4 @@
-"""Prometheus metrics at ``GET /metrics``.
+"""Prometheus metrics, exposed at ``GET /metrics`` (``control.blueprints.metrics``).
 
 Counters and histograms live in one module-level :class:`CollectorRegistry` of their own
 (never prometheus_client's global default), because the code that feeds them (launches,
@@ -20,9 +20,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from flask import Flask, Response, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from control.session_status import SessionStatus
 from wire.events import EVENT_TYPES
@@ -212,14 +211,10 @@ def registry_for(app: Flask) -> CollectorRegistry:
 
 
 def install(app: Flask) -> None:
-    """Adds ``GET /metrics`` and per-route HTTP counters.
-
-    ``/metrics`` carries no secrets and no session ids (labels are bounded), so it is open
-    like ``/health``; put it behind the network, as Prometheus endpoints usually are.
-    """
-    if "metrics" in app.view_functions:  # already installed on this app
+    """Per-route HTTP counters (``GET /metrics`` itself is ``control.blueprints.metrics``)."""
+    if app.extensions.get("agcluster_metrics_hooks"):  # already installed on this app
         return
-    registry = registry_for(app)
+    app.extensions["agcluster_metrics_hooks"] = True
 
     @app.before_request
     def _start_clock() -> None:
@@ -234,9 +229,3 @@ def install(app: Flask) -> None:
         if started is not None:
             HTTP_SECONDS.labels(route, method).observe(time.perf_counter() - started)
         return resp
-
-    def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST,
-                        headers={"Cache-Control": "no-store"})
-
-    app.add_url_rule("/metrics", endpoint="metrics", view_func=metrics, methods=["GET"])

@@ -1,18 +1,29 @@
-"""Request bodies. Every route validates its body here, so a bad one is always a 400
-naming the field, never a 500."""
+"""Every marshmallow schema of the public API, in one place.
+
+Request bodies are strict (unknown fields are a 400 naming the field, never a 500) and are
+what the routes validate with, so the OpenAPI document built from them cannot drift from
+validation. Response shapes are for the document only and are open to additions: clients
+must ignore unknown fields. The agent config's own schema is the config system's
+(``control.config_schema``) and is used from there.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from flask import request
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from control.config_schema import AgentConfigSchema
+from control.session_status import SessionStatus
 from wire.errors import ValidationFailed
+from wire.events import EVENT_TYPES
+from wire.protocol import DECISIONS
 
 MAX_MESSAGE = 200_000
 
 
+# Request bodies -------------------------------------------------------------------------
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
@@ -36,16 +47,226 @@ class ChatSchema(_Strict):
     message = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE))
 
 
-class ConfigSaveSchema(_Strict):
-    """Wrapper only for OpenAPI; the body itself is an AgentConfigSchema object."""
+class PermissionAnswerSchema(_Strict):
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    message = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
 def load_body(schema: Schema) -> dict[str, Any]:
     body = request.get_json(silent=True)
     if body is None:
         raise ValidationFailed("the body must be JSON (Content-Type: application/json)", code="invalid_json")
+    return load(schema, body)
+
+
+def load(schema: Schema, data: Any) -> dict[str, Any]:
+    """``schema.load`` with a failure as the shared 400 (used for WebSocket messages too)."""
     try:
-        return schema.load(body)
+        loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
         details = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         raise ValidationFailed("the request body is not valid", details=details) from None
+    return loaded
+
+
+# Response shapes (documentation only). Open to additions: clients must ignore unknown
+# fields, and a new field must not make the server "break its schema".
+class _Open(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class ErrorDetailSchema(_Open):
+    code = fields.String(required=True, metadata={"description": "stable machine-readable code, e.g. validation_error"})
+    message = fields.String(required=True, metadata={"description": "for humans; never contains secrets"})
+    details = fields.Dict(required=True, metadata={"description": "e.g. field errors for a 400"})
+
+
+class ErrorSchema(_Open):
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
+class AnthropicErrorDetailSchema(_Open):
+    type = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class AnthropicErrorSchema(_Open):
+    type = fields.String(required=True, validate=validate.OneOf(["error"]))
+    error = fields.Nested(AnthropicErrorDetailSchema, required=True)
+
+
+class WarmPoolSchema(_Open):
+    size = fields.Integer(required=True)
+    ready = fields.Integer(required=True)
+
+
+class HealthSchema(_Open):
+    status = fields.String(required=True, validate=validate.OneOf(["healthy"]))
+    provider = fields.String(required=True)
+    auth_mode = fields.String(required=True, validate=validate.OneOf(["none", "token"]))
+    version = fields.String(required=True)
+    warm_pool = fields.Nested(WarmPoolSchema)
+
+
+class ConfigSummarySchema(_Open):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    allowed_tools = fields.List(fields.String(), required=True)
+    has_mcp_servers = fields.Boolean(required=True)
+    has_sub_agents = fields.Boolean(required=True)
+    preset = fields.Boolean()
+
+
+class ConfigListSchema(_Open):
+    configs = fields.List(fields.Nested(ConfigSummarySchema), required=True)
+    total = fields.Integer(required=True)
+
+
+class ConfigValidationSchema(_Open):
+    valid = fields.Boolean(required=True)
+    config = fields.Nested(AgentConfigSchema, required=True)
+    shadows_preset = fields.Boolean()
+
+
+class ConfigDeletedSchema(_Open):
+    deleted = fields.String(required=True)
+
+
+class LaunchResultSchema(_Open):
+    session_id = fields.String(required=True)
+    agent_id = fields.String(required=True)
+    config_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([str(s) for s in SessionStatus]))
+
+
+class UsageSchema(_Open):
+    input_tokens = fields.Integer(required=True)
+    output_tokens = fields.Integer(required=True)
+    cache_read_tokens = fields.Integer(required=True)
+    cache_write_tokens = fields.Integer(required=True)
+    cost_usd = fields.Float(required=True)
+
+
+class SessionSchema(_Open):
+    session_id = fields.String(required=True)
+    agent_id = fields.String(required=True)
+    config_id = fields.String(required=True)
+    config_name = fields.String(allow_none=True)
+    provider = fields.String(required=True)
+    machine_id = fields.String(allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf([str(s) for s in SessionStatus]),
+                           metadata={"description": "where the session's machine is (running: up, busy or idle)"})
+    busy = fields.Boolean(required=True, metadata={"description": "a turn is in progress"})
+    status_detail = fields.String()
+    created_at = fields.Float(required=True)
+    last_active_at = fields.Float(required=True)
+    turns = fields.Integer()
+    usage = fields.Nested(UsageSchema, required=True)
+    resources = fields.Dict(allow_none=True)
+
+
+class SessionDetailSchema(SessionSchema):
+    config = fields.Dict(required=True, metadata={"description": "the config the session was launched with"})
+    effective_config = fields.Dict(allow_none=True)
+
+
+class SessionListSchema(_Open):
+    sessions = fields.List(fields.Nested(SessionSchema), required=True)
+    total = fields.Integer(required=True)
+
+
+class SessionDeletedSchema(_Open):
+    session_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["deleted"]))
+
+
+class SessionStoppedSchema(_Open):
+    session_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["stopped"]))
+
+
+class EventSchema(_Open):
+    """One event (``wire.events`` declares every type and its fields); type-specific fields sit beside these."""
+
+    type = fields.String(required=True, validate=validate.OneOf(sorted(EVENT_TYPES)))
+    seq = fields.Integer(required=True)
+    ts = fields.Float(required=True)
+    session_id = fields.String(required=True)
+
+
+class EventPageSchema(_Open):
+    session_id = fields.String(required=True)
+    events = fields.List(fields.Nested(EventSchema), required=True)
+    last_seq = fields.Integer(required=True)
+
+
+class ChatAnswerSchema(_Open):
+    session_id = fields.String(required=True)
+    text = fields.String(required=True, metadata={"description": "the main agent's text, concatenated"})
+    result = fields.Nested(EventSchema, allow_none=True, required=True)
+    errors = fields.List(fields.Nested(EventSchema), required=True)
+    events = fields.List(fields.Nested(EventSchema), required=True)
+
+
+class InterruptedSchema(_Open):
+    session_id = fields.String(required=True)
+    interrupted = fields.Boolean(required=True)
+
+
+class PermissionAnsweredSchema(_Open):
+    request_id = fields.String(required=True)
+    decision = fields.String(required=True)
+
+
+class FileEntrySchema(_Open):
+    name = fields.String(required=True)
+    path = fields.String(required=True)
+    type = fields.String(required=True)
+    size = fields.Integer(allow_none=True)
+    children = fields.List(fields.Dict(), metadata={"description": "entries of a directory, same shape"})
+
+
+class FileTreeSchema(_Open):
+    root = fields.String(required=True)
+    tree = fields.List(fields.Nested(FileEntrySchema), required=True)
+
+
+class FilePreviewSchema(_Open):
+    path = fields.String(required=True)
+    content = fields.String(required=True, allow_none=True)
+    language = fields.String(allow_none=True)
+    size = fields.Integer(required=True)
+    binary = fields.Boolean()
+    truncated = fields.Boolean()
+
+
+class UploadedFileSchema(_Open):
+    filename = fields.String(required=True)
+    path = fields.String(required=True)
+    size = fields.Integer(required=True)
+
+
+class UploadedSchema(_Open):
+    uploaded = fields.List(fields.Nested(UploadedFileSchema), required=True)
+
+
+class MkdirSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    path = fields.String(required=True, metadata={"description": "workspace-relative directory to create"})
+
+
+class RenameSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    source = fields.String(required=True, data_key="from")
+    target = fields.String(required=True, data_key="to")
+
+
+class UploadFormSchema(Schema):
+    files = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), required=True,
+                        metadata={"description": "one part per file; several allowed"})

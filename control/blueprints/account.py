@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from control.auth import current_principal, require_admin
 from control.context import ctx
+from control.openapi import describe, query
 from wire.errors import ValidationFailed
 
 account_bp = Blueprint("account", __name__, url_prefix="/api")
@@ -13,7 +14,8 @@ GROUPS = ("user", "session", "day")
 
 
 @account_bp.get("/me")
-def me():  # type: ignore[no-untyped-def]
+@describe("Who am I (token mode) or auth_mode none", response={"type": "object"}, errors=())
+def me() -> Response:
     principal = current_principal()
     if principal is None:
         return jsonify(auth_mode="none", user=None)
@@ -21,7 +23,9 @@ def me():  # type: ignore[no-untyped-def]
 
 
 @account_bp.get("/usage")
-def usage():  # type: ignore[no-untyped-def]
+@describe("Token and cost usage, grouped", response={"type": "object"},
+          query=(query("group_by", {"type": "string", "enum": list(GROUPS)}, "default session"),))
+def usage() -> Response:
     group_by = request.args.get("group_by", "session")
     if group_by not in GROUPS:
         raise ValidationFailed(f"group_by must be one of {', '.join(GROUPS)}", details={"group_by": group_by[:40]})
@@ -38,7 +42,11 @@ def usage():  # type: ignore[no-untyped-def]
 
 
 @account_bp.get("/audit")
-def audit():  # type: ignore[no-untyped-def]
+@describe("The audit log (admins)", response={"type": "object"}, auth="admin",
+          query=(query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}, "default 200"),
+                 query("actor", {"type": "string"}, "a user id"),
+                 query("action", {"type": "string"}, "e.g. session.launch")))
+def audit() -> Response:
     require_admin()
     limit = request.args.get("limit", "200")
     if not limit.isdigit() or not 1 <= int(limit) <= 5000:

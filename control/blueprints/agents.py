@@ -11,7 +11,20 @@ from control.auth import anthropic_key, authorized_session, current_principal, o
 from control.context import ctx
 from control.export import export_json, export_markdown
 from control.providers.base import ProviderError
-from control.schemas import ChatSchema, LaunchSchema, load_body
+from control.openapi import LAST_EVENT_ID, MACHINE_ERRORS, SESSION_ERRORS, SSE, describe, query
+from control.schemas import (
+    ChatAnswerSchema,
+    ChatSchema,
+    EventPageSchema,
+    InterruptedSchema,
+    LaunchResultSchema,
+    LaunchSchema,
+    SessionDeletedSchema,
+    SessionDetailSchema,
+    SessionListSchema,
+    SessionStoppedSchema,
+    load_body,
+)
 from control.session_status import SessionStatus
 from control.sessions import session_view
 from wire import sse
@@ -21,7 +34,11 @@ agents_bp = Blueprint("agents", __name__, url_prefix="/api/agents")
 
 
 @agents_bp.post("/launch")
-def launch():  # type: ignore[no-untyped-def]
+@describe("Launch an agent in its own machine", body=LaunchSchema, status=201, response=LaunchResultSchema,
+          auth="launch", errors=(400, 401, 404, 413, 429, 502, 503),
+          description="Give exactly one of config_id or config. In AUTH_MODE=token the Anthropic key may come as "
+                      "X-Anthropic-Api-Key instead of api_key.")
+def launch() -> tuple[Response, int]:
     app = ctx()
     owner = owner_id()
     app.quotas.check_rate(rate_key())
@@ -40,7 +57,8 @@ def launch():  # type: ignore[no-untyped-def]
 
 
 @agents_bp.get("/sessions")
-def list_sessions():  # type: ignore[no-untyped-def]
+@describe("List sessions (members see their own)", response=SessionListSchema, errors=())
+def list_sessions() -> Response:
     # Listing shows no secrets and no transcripts; members see only their own sessions.
     principal = current_principal()
     owner = principal.user_id if principal and not principal.is_admin else None
@@ -50,7 +68,9 @@ def list_sessions():  # type: ignore[no-untyped-def]
 
 
 @agents_bp.get("/sessions/<session_id>")
-def get_session(session_id: str):  # type: ignore[no-untyped-def]
+@describe("Session details, usage and resources", response=SessionDetailSchema, auth="session",
+          errors=SESSION_ERRORS)
+def get_session(session_id: str) -> Response:
     row = authorized_session(session_id)
     app = ctx()
     try:
@@ -74,7 +94,9 @@ def _effective_config(row: Any) -> dict[str, Any] | None:
 
 
 @agents_bp.delete("/sessions/<session_id>")
-def delete_session(session_id: str):  # type: ignore[no-untyped-def]
+@describe("Stop and remove a session and its machine", response=SessionDeletedSchema, auth="session",
+          errors=(*SESSION_ERRORS, 409, 503))
+def delete_session(session_id: str) -> Response:
     row = authorized_session(session_id)
     ctx().sessions.delete(row)
     ctx().store.audit(owner_id(), "session.delete", row.id, "ok", {"owner": row.owner})
@@ -82,7 +104,9 @@ def delete_session(session_id: str):  # type: ignore[no-untyped-def]
 
 
 @agents_bp.post("/sessions/<session_id>/stop")
-def stop_session(session_id: str):  # type: ignore[no-untyped-def]
+@describe("Stop the session's machine, keeping workspace, transcript and conversation; the next chat wakes it",
+          response=SessionStoppedSchema, auth="session", errors=(*SESSION_ERRORS, 409, 503))
+def stop_session(session_id: str) -> Response:
     row = authorized_session(session_id)
     ctx().sessions.stop(row)
     ctx().store.audit(owner_id(), "session.stop", row.id, "ok", {})
@@ -90,7 +114,13 @@ def stop_session(session_id: str):  # type: ignore[no-untyped-def]
 
 
 @agents_bp.post("/<session_id>/chat")
-def chat(session_id: str):  # type: ignore[no-untyped-def]
+@describe("Send a message; the answer streams as SSE with Accept: text/event-stream, else one JSON", body=ChatSchema,
+          body_required=False, response=ChatAnswerSchema, media=("application/json", SSE), headers=(LAST_EVENT_ID,),
+          auth="session", errors=(*MACHINE_ERRORS, 413, 429),
+          description="SSE frames are `id: <seq>`, `event: <type>`, `data: <json event>`; a turn ends with `done`. "
+                      "With Last-Event-ID the running turn is followed and no body is read. A second chat while a "
+                      "turn runs is a 409.")
+def chat(session_id: str) -> Response:
     row = authorized_session(session_id)
     service = ctx().sessions
     wants_stream = "text/event-stream" in request.headers.get("Accept", "")
@@ -108,13 +138,19 @@ def chat(session_id: str):  # type: ignore[no-untyped-def]
 
 
 @agents_bp.post("/<session_id>/interrupt")
-def interrupt(session_id: str):  # type: ignore[no-untyped-def]
+@describe("Stop the running turn", response=InterruptedSchema, auth="session", errors=MACHINE_ERRORS)
+def interrupt(session_id: str) -> Response:
     row = authorized_session(session_id)
     return jsonify(session_id=session_id, interrupted=ctx().sessions.interrupt(row))
 
 
 @agents_bp.get("/sessions/<session_id>/events")
-def events(session_id: str):  # type: ignore[no-untyped-def]
+@describe("The transcript after ?after=SEQ (JSON), or replayed then live as SSE", response=EventPageSchema,
+          media=("application/json", SSE), headers=(LAST_EVENT_ID,), auth="session", errors=SESSION_ERRORS,
+          query=(query("after", {"type": "integer", "minimum": 0}, "events with seq greater than this"),
+                 query("limit", {"type": "integer", "minimum": 0}, "at most this many events (JSON)"),
+                 query("follow", {"type": "string", "enum": ["1"]}, "SSE only: keep following after the turn's done")))
+def events(session_id: str) -> Response:
     row = authorized_session(session_id)
     after = _int_arg("after", 0)
     if "text/event-stream" in request.headers.get("Accept", ""):
@@ -125,7 +161,10 @@ def events(session_id: str):  # type: ignore[no-untyped-def]
 
 
 @agents_bp.get("/sessions/<session_id>/export")
-def export(session_id: str):  # type: ignore[no-untyped-def]
+@describe("The transcript as a JSON or Markdown download", response={"type": "object"},
+          media=("application/json", "text/markdown"), auth="session", errors=SESSION_ERRORS,
+          query=(query("format", {"type": "string", "enum": ["json", "markdown"]}, "default json"),))
+def export(session_id: str) -> Response:
     row = authorized_session(session_id)
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "markdown"):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from control.auth import current_principal
 from control.configs import Owner, summary
+from control.config_schema import AgentConfigSchema
 from control.context import bearer, ctx
+from control.openapi import describe
+from control.schemas import ConfigDeletedSchema, ConfigListSchema, ConfigValidationSchema
 from wire.errors import ValidationFailed
 
 configs_bp = Blueprint("configs", __name__, url_prefix="/api/configs")
@@ -23,19 +26,24 @@ def _json_body() -> object:
 
 
 @configs_bp.get("/")
-def list_configs():  # type: ignore[no-untyped-def]
+@describe("List presets and custom configs", response=ConfigListSchema, errors=())
+def list_configs() -> Response:
     catalog = ctx().catalog
     configs = [{**summary(c), "preset": c["id"] in catalog.presets} for c in catalog.list()]
     return jsonify(configs=configs, total=len(configs))
 
 
 @configs_bp.get("/<config_id>")
-def get_config(config_id: str):  # type: ignore[no-untyped-def]
+@describe("A full config", response=AgentConfigSchema, errors=(404,),
+          path_params={"config_id": "a preset or custom config id (lowercase slug)"})
+def get_config(config_id: str) -> Response:
     return jsonify(ctx().catalog.get(config_id))
 
 
 @configs_bp.post("/validate")
-def validate_config():  # type: ignore[no-untyped-def]
+@describe("Validate and normalise a config (defaults filled in) without saving", body=AgentConfigSchema,
+          response=ConfigValidationSchema, errors=(400, 413))
+def validate_config() -> Response:
     """For the builder UI: the normalised config (defaults filled in), or field errors."""
     catalog = ctx().catalog
     config = catalog.validate(_json_body())
@@ -43,13 +51,19 @@ def validate_config():  # type: ignore[no-untyped-def]
 
 
 @configs_bp.post("/")
-def save_config():  # type: ignore[no-untyped-def]
+@describe("Save a custom config (201 new, 200 replaced by its owner)", body=AgentConfigSchema, status=201,
+          response=AgentConfigSchema, auth="owner",
+          extra_responses={200: {"description": "Replaced", "schema": AgentConfigSchema}},
+          errors=(400, 401, 403, 409, 413))
+def save_config() -> tuple[Response, int]:
     config, created = ctx().catalog.save(_json_body(), _owner())
     return jsonify(config), 201 if created else 200
 
 
 @configs_bp.delete("/<config_id>")
-def delete_config(config_id: str):  # type: ignore[no-untyped-def]
+@describe("Delete a custom config (owner or admin)", response=ConfigDeletedSchema, auth="owner",
+          errors=(400, 401, 403, 404, 409))
+def delete_config(config_id: str) -> Response:
     ctx().catalog.delete(config_id, _owner())
     return jsonify(deleted=config_id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, send_from_directory
 
+from control.openapi import describe
 from control.web import STATIC_DIR
 
 docs_bp = Blueprint("docs", __name__)
@@ -16,8 +17,9 @@ DOCS_DIR = STATIC_DIR / "docs"
 
 
 @docs_bp.get("/docs")
+@describe("Human-readable API docs rendered from this document", media=("text/html",),
+          response={"type": "string"}, auth="public", errors=())
 def docs() -> Response:
-    """The API docs page."""
     resp = send_from_directory(DOCS_DIR, "index.html")
     resp.headers["Cache-Control"] = "no-cache"
     return resp

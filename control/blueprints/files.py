@@ -15,6 +15,8 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from control.auth import authorized_session
 from control.context import ctx
+from control.openapi import FLAG, MACHINE_ERRORS, describe, query
+from control.schemas import FilePreviewSchema, FileTreeSchema, MkdirSchema, RenameSchema, UploadedSchema, UploadFormSchema
 from wire.errors import TooLarge
 
 files_bp = Blueprint("files", __name__, url_prefix="/api/files")
@@ -41,32 +43,47 @@ def _relay(resp: requests.Response) -> Response:
 
 
 @files_bp.get("/<session_id>")
-def tree(session_id: str):  # type: ignore[no-untyped-def]
+@describe("The workspace tree", response=FileTreeSchema, auth="session", errors=MACHINE_ERRORS,
+          query=(query("path", {"type": "string"}, "a sub-directory to list"),
+                 query("depth", {"type": "integer", "minimum": 1, "maximum": 64}, "levels to descend")))
+def tree(session_id: str) -> Response:
     client = _machine(session_id)
     return jsonify(client.request("GET", "/files/tree", params=request.args).json())
 
 
 @files_bp.get("/<session_id>/<path:path>")
-def read(session_id: str, path: str):  # type: ignore[no-untyped-def]
+@describe("A text preview as JSON; images and ?raw=1 as bytes; ?download=1 as an attachment",
+          response=FilePreviewSchema, media=("application/json", "*/*"), auth="session", errors=(*MACHINE_ERRORS, 413),
+          query=(query("raw", FLAG, "send the bytes"), query("download", FLAG, "send as an attachment")),
+          path_params={"path": "workspace-relative file path (may contain /)"})
+def read(session_id: str, path: str) -> Response:
     client = _machine(session_id)
     return _relay(client.request("GET", f"/files/content/{quote(path, safe='/')}", params=request.args,
                                  stream=True, timeout=300))
 
 
 @files_bp.delete("/<session_id>/<path:path>")
-def delete(session_id: str, path: str):  # type: ignore[no-untyped-def]
+@describe("Delete a file or folder", response={"type": "object"}, auth="session", errors=MACHINE_ERRORS,
+          path_params={"path": "workspace-relative path (may contain /)"})
+def delete(session_id: str, path: str) -> Response:
     client = _machine(session_id)
     return jsonify(client.request("DELETE", f"/files/content/{quote(path, safe='/')}").json())
 
 
 @files_bp.post("/<session_id>/download")
-def download_zip(session_id: str):  # type: ignore[no-untyped-def]
+@describe("The whole workspace as a streamed ZIP", media=("application/zip",),
+          response={"type": "string", "format": "binary"}, auth="session", errors=MACHINE_ERRORS)
+def download_zip(session_id: str) -> Response:
     client = _machine(session_id)
     return _relay(client.request("GET", "/files/zip", stream=True, timeout=600))
 
 
 @files_bp.post("/<session_id>/upload")
-def upload(session_id: str):  # type: ignore[no-untyped-def]
+@describe("Upload files (multipart field 'files', several allowed); streamed to the machine", body=UploadFormSchema,
+          body_media="multipart/form-data", response=UploadedSchema, auth="session", errors=(*MACHINE_ERRORS, 413),
+          query=(query("target_path", {"type": "string"}, "workspace folder to upload into"),
+                 query("overwrite", FLAG, "replace existing files")))
+def upload(session_id: str) -> tuple[Response, int]:
     limit = ctx().settings.max_upload_mb * 1024 * 1024 * FILES_PER_REQUEST
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"uploads are limited to {ctx().settings.max_upload_mb} MB a file",
@@ -81,13 +98,17 @@ def upload(session_id: str):  # type: ignore[no-untyped-def]
 
 
 @files_bp.post("/<session_id>/mkdir")
-def mkdir(session_id: str):  # type: ignore[no-untyped-def]
+@describe("Create a folder", body=MkdirSchema, response={"type": "object"}, auth="session",
+          errors=(*MACHINE_ERRORS, 413))
+def mkdir(session_id: str) -> Response:
     client = _machine(session_id)
     return jsonify(client.request("POST", "/files/mkdir", json=request.get_json(silent=True)).json())
 
 
 @files_bp.post("/<session_id>/rename")
-def rename(session_id: str):  # type: ignore[no-untyped-def]
+@describe("Rename or move a file or folder", body=RenameSchema, response={"type": "object"}, auth="session",
+          errors=(*MACHINE_ERRORS, 413))
+def rename(session_id: str) -> Response:
     client = _machine(session_id)
     return jsonify(client.request("POST", "/files/rename", json=request.get_json(silent=True)).json())
 

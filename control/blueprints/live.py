@@ -8,30 +8,25 @@ import json
 import threading
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 from flask_sock import Sock
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import ValidationError
 
 from control.auth import authorized_session
 from control.context import ctx
-from control.schemas import load_body
+from control.openapi import MACHINE_ERRORS, describe
+from control.schemas import PermissionAnsweredSchema, PermissionAnswerSchema, load_body
 from wire.errors import ApiError, NotFound, Unauthorized, ValidationFailed, error_body
 
 live_bp = Blueprint("live", __name__, url_prefix="/api/agents")
 sock = Sock()
-DECISIONS = ("allow", "allow_session", "deny")
-
-
-class PermissionAnswerSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
-    message = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
 @live_bp.post("/<session_id>/permissions/<request_id>")
-def answer_permission(session_id: str, request_id: str):  # type: ignore[no-untyped-def]
+@describe("Answer an agent's permission request", body=PermissionAnswerSchema, response=PermissionAnsweredSchema,
+          auth="session", errors=(*MACHINE_ERRORS, 413),
+          path_params={"request_id": "from the permission_request event"})
+def answer_permission(session_id: str, request_id: str) -> Response:
     row = authorized_session(session_id)
     body = load_body(PermissionAnswerSchema())
     _forward_answer(row, request_id, body["decision"], body["message"])
@@ -46,7 +41,12 @@ def _forward_answer(row: Any, request_id: str, decision: str, message: str) -> N
                                        json={"decision": decision, "message": message})
 
 
-@sock.route("/<session_id>/ws", bp=live_bp)
+@sock.route("/<session_id>/ws", bp=live_bp)  # registers a wrapper that copies the description below
+@describe("WebSocket live channel (events out; send, interrupt, permission answers in)", status=101, media=(),
+          response_description="Switching Protocols", auth="socket", errors=(400,),
+          description="A GET with the WebSocket upgrade headers. The first client message authenticates: "
+                      "{\"api_key\": \"...\", \"after\": SEQ} (browsers cannot set headers on a WebSocket); "
+                      "then {type: send|interrupt|permission, ...}.")
 def channel(ws: Any, session_id: str) -> None:
     """First message authenticates (browsers cannot set headers on a WebSocket):
     ``{"api_key", "after"}``, plus ``"token"`` (an AgCluster token) in AUTH_MODE=token."""
