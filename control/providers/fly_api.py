@@ -3,8 +3,9 @@
 Everything the provider needs to know about Fly's HTTP surface lives here, so the provider
 reads as lifecycle policy and the stand-in (``stubs.fly``) can be checked against one place.
 
-- **Auth.** ``FlyV1 …`` macaroon tokens (what ``fly tokens create deploy`` prints) are sent
-  as they are; anything else is sent as ``Bearer <token>``.
+- **Auth.** Macaroon tokens (``fm1r_``, ``fm1a_``, ``fm2_``; what ``fly tokens create deploy``
+  prints, with or without its ``FlyV1`` prefix, possibly several comma-separated) go with the
+  ``FlyV1`` scheme; anything else is sent as ``Bearer <token>`` (fly-go ``tokens.Parse``).
 - **Errors.** Fly answers ``{"error": "...", "status": "<code>"}``; :func:`error_for` turns
   every non-2xx answer into one :class:`FlyApiError` subclass, and nothing else inspects
   status codes.
@@ -16,7 +17,12 @@ reads as lifecycle policy and the stand-in (``stubs.fly``) can be checked agains
   bursts of 10). :class:`RateLimiter` keeps us inside that budget instead of discovering it
   through 429s.
 - **Long waits.** ``/wait`` accepts 1–60 s and answers 408 at its deadline, so
-  :meth:`FlyMachinesClient.wait_machine` repeats rounds until the caller's own deadline.
+  :meth:`FlyMachinesClient.wait_machine` repeats rounds until the caller's own deadline. It
+  names the machine version with ``version`` (``instance_id`` is the deprecated spelling).
+- **Unreachable hosts.** A machine (or volume) on a host flyd cannot reach comes back with
+  ``host_status`` other than ``ok`` and no ``config``; :class:`FlyMachine` falls back to the
+  partial ``incomplete_config`` and says so (``host_ok``), so callers never mistake "unknown"
+  for "has no metadata".
 - **Start races.** ``/start`` answers 412 while a machine is still ``created`` (its image is
   being prepared) or ``replacing``; :meth:`FlyMachinesClient.start_machine` retries until it
   is ready.
@@ -41,6 +47,10 @@ WAIT_MIN_SECONDS = 1
 WAIT_MAX_SECONDS = 60
 WAIT_STATES = ("started", "stopped", "suspended", "destroyed")
 CAPACITY_CODES = ("insufficient_capacity", "volume_placement_capacity")
+MACAROON_PREFIXES = ("fm1r", "fm1a", "fm2")
+# States of a volume on its way out; Fly still lists them (fly-go filters them client-side).
+VOLUME_GONE_STATES = ("scheduling_destroy", "fork_cleanup", "waiting_for_detach", "pending_destroy", "destroying",
+                      "destroyed")
 CAPACITY_PHRASES = ("insufficient cpus available", "insufficient memory available",
                     "insufficient resources available", "no capacity")
 LEASE_ACTIONS = ("lease_acquire", "lease_refresh", "lease_get", "lease_release")
@@ -122,7 +132,8 @@ def error_for(status: int, body: Any, *, action: str, machine_id: str = "",
     """The one place a Fly error answer becomes an exception."""
     headers = headers or {}
     message, code = _error_text(body)
-    where = f" machine {machine_id}" if machine_id else ""
+    noun = "volume" if action.startswith("volume") else "machine"
+    where = f" {noun} {machine_id}" if machine_id else ""
     text = f"Fly {action}{where} failed (HTTP {status}): {message or 'no details'}"
     kwargs: dict[str, Any] = {"status": status, "code": code, "action": action, "machine_id": machine_id,
                               "request_id": headers.get("fly-request-id", ""),
@@ -172,11 +183,22 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def authorization_header(token: str) -> str:
-    """``FlyV1`` macaroons go as they are (the scheme is part of the token); others as Bearer."""
-    token = token.strip()
-    if token.startswith("FlyV1 "):
-        return token
-    return f"Bearer {token}"
+    """``FlyV1`` for macaroons (recognised by prefix, as fly-go does), ``Bearer`` otherwise.
+
+    ``fly tokens create`` prints ``FlyV1 fm2_…``; people also paste the bare ``fm2_…`` or
+    a ``Bearer``-prefixed copy, so any scheme given is stripped and the right one chosen.
+    """
+    bare = token.strip()
+    while True:
+        scheme, _, rest = bare.partition(" ")
+        if rest and scheme.lower() in ("bearer", "flyv1"):
+            bare = rest.strip()
+            continue
+        break
+    parts = [part.strip() for part in bare.split(",") if part.strip()]
+    if any(part.split("_", 1)[0] in MACAROON_PREFIXES for part in parts):
+        return "FlyV1 " + ",".join(parts)
+    return f"Bearer {bare}"
 
 
 # --------------------------------------------------------------------------- typed answers
@@ -193,6 +215,13 @@ class FlyMachine:
     updated_at: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
     nonce: str | None = None
+    host_status: str = "ok"
+    config_complete: bool = True
+
+    @property
+    def host_ok(self) -> bool:
+        """False when flyd cannot reach the machine's host: its state and config are stale."""
+        return self.host_status in ("", "ok")
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -206,15 +235,60 @@ class FlyMachine:
     def env(self) -> dict[str, str]:
         return dict(self.config.get("env") or {})
 
+    @property
+    def guest(self) -> dict[str, Any]:
+        return dict(self.config.get("guest") or {})
+
+    @property
+    def mounts(self) -> list[dict[str, Any]]:
+        return [dict(m) for m in self.config.get("mounts") or [] if isinstance(m, dict)]
+
+    @property
+    def version(self) -> str:
+        """The machine version ``/wait`` takes (``instance_id`` in older answers)."""
+        return self.instance_id
+
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> "FlyMachine":
+        config = data.get("config")
+        complete = isinstance(config, dict)
+        if not complete:
+            config = data.get("incomplete_config") if isinstance(data.get("incomplete_config"), dict) else {}
         return cls(
             id=str(data.get("id") or ""), name=str(data.get("name") or ""), state=str(data.get("state") or ""),
-            region=str(data.get("region") or ""), instance_id=str(data.get("instance_id") or ""),
-            private_ip=str(data.get("private_ip") or ""), config=dict(data.get("config") or {}),
+            region=str(data.get("region") or ""),
+            instance_id=str(data.get("instance_id") or data.get("version") or ""),
+            private_ip=str(data.get("private_ip") or ""), config=dict(config or {}),
             created_at=str(data.get("created_at") or ""), updated_at=str(data.get("updated_at") or ""),
             events=list(data.get("events") or []), nonce=data.get("nonce") or None,
+            host_status=str(data.get("host_status") or "ok"), config_complete=complete,
         )
+
+
+@dataclass(frozen=True)
+class FlyVolume:
+    id: str
+    name: str = ""
+    state: str = ""
+    size_gb: int = 0
+    region: str = ""
+    attached_machine_id: str | None = None
+    host_status: str = "ok"
+
+    @property
+    def gone(self) -> bool:
+        return self.state in VOLUME_GONE_STATES
+
+    @property
+    def host_ok(self) -> bool:
+        return self.host_status in ("", "ok")
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> "FlyVolume":
+        return cls(id=str(data.get("id") or ""), name=str(data.get("name") or ""), state=str(data.get("state") or ""),
+                   size_gb=int(data.get("size_gb") or 0), region=str(data.get("region") or ""),
+                   attached_machine_id=data.get("attached_machine_id") or None,
+                   host_status=str(data.get("host_status") or "ok"))
 
 
 @dataclass(frozen=True)
@@ -391,8 +465,12 @@ class FlyMachinesClient:
         return FlyMachine.from_api(self._call("POST", f"/{_seg(machine_id)}", action="update",
                                               machine_id=machine_id, idempotent=False, json=body, nonce=nonce))
 
-    def start_machine(self, machine_id: str, *, nonce: str | None = None, ready_timeout: float = 60.0) -> dict[str, Any]:
-        """Start; a 412 (still ``created``/``replacing``) is retried until ``ready_timeout``."""
+    def start_machine(self, machine_id: str, *, nonce: str | None = None, ready_timeout: float = 60.0,
+                      on_retry: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Start; a 412 (still ``created``/``replacing``) is retried until ``ready_timeout``.
+
+        ``on_retry`` runs between attempts (the provider refreshes its lease there).
+        """
         deadline = self._clock() + ready_timeout
         attempt = 0
         while True:
@@ -405,6 +483,8 @@ class FlyMachinesClient:
                     raise
                 self._sleep(min(remaining, self.retry.delay(attempt)))
                 attempt += 1
+                if on_retry is not None:
+                    on_retry()
 
     def stop_machine(self, machine_id: str, *, signal: str | None = None, timeout: float | None = None,
                      nonce: str | None = None) -> None:
@@ -421,26 +501,35 @@ class FlyMachinesClient:
                    idempotent=True, nonce=nonce)
 
     def wait_machine(self, machine_id: str, state: str = "started", *, timeout: float = 60.0,
-                     instance_id: str | None = None, from_event_id: str | None = None) -> None:
-        """Block until ``state``; waits longer than 60 s are several ``/wait`` rounds."""
+                     version: str | None = None, from_event_id: str | None = None,
+                     round_seconds: int = WAIT_MAX_SECONDS, on_round: Callable[[], None] | None = None) -> None:
+        """Block until ``state``; waits longer than one round are several ``/wait`` rounds.
+
+        ``version`` is the machine version (its ``instance_id``) the state must belong to;
+        Fly requires it for ``stopped``. ``on_round`` runs between rounds, so a caller
+        holding a lease can refresh it while a slow first start goes on.
+        """
         if state not in WAIT_STATES:
             raise ValueError(f"cannot wait for state {state!r}; one of {', '.join(WAIT_STATES)}")
+        longest = max(WAIT_MIN_SECONDS, min(WAIT_MAX_SECONDS, int(round_seconds)))
         deadline = self._clock() + max(timeout, WAIT_MIN_SECONDS)
         while True:
             remaining = deadline - self._clock()
-            round_seconds = int(min(WAIT_MAX_SECONDS, max(WAIT_MIN_SECONDS, math.ceil(remaining))))
-            params: dict[str, str] = {"state": state, "timeout": str(round_seconds)}
-            if instance_id:
-                params["instance_id"] = instance_id
+            seconds = int(min(longest, max(WAIT_MIN_SECONDS, math.ceil(remaining))))
+            params: dict[str, str] = {"state": state, "timeout": str(seconds)}
+            if version:
+                params["version"] = version
             if from_event_id:
                 params["from_event_id"] = from_event_id
             try:
                 self._call("GET", f"/{_seg(machine_id)}/wait", action="wait", machine_id=machine_id,
-                           idempotent=True, params=params, read_timeout=round_seconds + 15)
+                           idempotent=True, params=params, read_timeout=seconds + 15)
                 return
             except FlyWaitTimeout:
                 if deadline - self._clock() <= 0:
                     raise
+            if on_round is not None:
+                on_round()
 
     def destroy_machine(self, machine_id: str, *, force: bool = False, nonce: str | None = None) -> None:
         params = {"force": "true"} if force else {}
@@ -494,11 +583,40 @@ class FlyMachinesClient:
         self._call("DELETE", f"/{_seg(machine_id)}/metadata/{_seg(key)}", action="metadata_delete",
                    machine_id=machine_id, idempotent=True, nonce=nonce)
 
+    # volumes --------------------------------------------------------------------------
+    def list_volumes(self) -> list[FlyVolume]:
+        """Every volume of the app, those being destroyed included (filter with ``gone``)."""
+        data = self._call("GET", "", action="volume_list", idempotent=True, resource="volumes")
+        return [FlyVolume.from_api(v) for v in data or []]
+
+    def create_volume(self, name: str, *, size_gb: int, region: str | None = None,
+                      compute: Mapping[str, Any] | None = None, encrypted: bool = True) -> FlyVolume:
+        """Not idempotent (names need not be unique): after a 5xx, look it up by name first.
+
+        ``compute`` is the guest the volume's machine will have, so Fly places the volume
+        on a host with room for that machine.
+        """
+        body: dict[str, Any] = {"name": name, "size_gb": int(size_gb), "encrypted": encrypted}
+        if region:
+            body["region"] = region
+        if compute:
+            body["compute"] = dict(compute)
+        return FlyVolume.from_api(self._call("POST", "", action="volume_create", idempotent=False, json=body,
+                                             resource="volumes") or {})
+
+    def get_volume(self, volume_id: str) -> FlyVolume:
+        return FlyVolume.from_api(self._call("GET", f"/{_seg(volume_id)}", action="volume_get", idempotent=True,
+                                             machine_id=volume_id, resource="volumes") or {})
+
+    def destroy_volume(self, volume_id: str) -> None:
+        self._call("DELETE", f"/{_seg(volume_id)}", action="volume_destroy", idempotent=True,
+                   machine_id=volume_id, resource="volumes")
+
     # transport ------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, action: str, idempotent: bool, machine_id: str = "",
               json: Any = None, params: Mapping[str, str] | None = None, nonce: str | None = None,
-              read_timeout: float | None = None) -> Any:
-        url = f"{self.base_url}/v1/apps/{_seg(self.app)}/machines{path}"
+              read_timeout: float | None = None, resource: str = "machines") -> Any:
+        url = f"{self.base_url}/v1/apps/{_seg(self.app)}/{resource}{path}"
         headers = {"Authorization": self._auth, "Accept": "application/json"}
         if nonce:
             headers[NONCE_HEADER] = nonce

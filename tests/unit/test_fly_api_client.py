@@ -14,6 +14,7 @@ from control.providers.fly_api import (
     FlyCapacityError,
     FlyConflict,
     FlyConnectionError,
+    FlyMachine,
     FlyMachinesClient,
     FlyNotFound,
     FlyPreconditionFailed,
@@ -99,11 +100,24 @@ def test_every_error_answer_maps_to_one_type(status: int, body: object, action: 
     assert f"Fly {action} machine m1 failed (HTTP {status})" in error.message
 
 
-def test_flyv1_tokens_go_as_they_are_and_others_as_bearer() -> None:
-    assert authorization_header("FlyV1 fm2_abc,fm2_def") == "FlyV1 fm2_abc,fm2_def"
-    assert authorization_header("plain-token") == "Bearer plain-token"
+@pytest.mark.parametrize(("token", "header"), [
+    ("FlyV1 fm2_abc,fm2_def", "FlyV1 fm2_abc,fm2_def"),   # what `fly tokens create deploy` prints
+    ("fm2_abc,fm2_def", "FlyV1 fm2_abc,fm2_def"),         # the same, pasted without its scheme
+    ("fm1r_abc", "FlyV1 fm1r_abc"),
+    ("fm1a_abc", "FlyV1 fm1a_abc"),
+    ("Bearer fm2_abc", "FlyV1 fm2_abc"),                  # a wrong scheme is replaced, not kept
+    ("  FlyV1 fm2_abc \n", "FlyV1 fm2_abc"),
+    ("plain-token", "Bearer plain-token"),                # an OAuth / personal token
+    ("Bearer plain-token", "Bearer plain-token"),
+    ("fm3_future", "Bearer fm3_future"),
+])
+def test_macaroons_go_with_the_flyv1_scheme_and_others_as_bearer(token: str, header: str) -> None:
+    assert authorization_header(token) == header
+
+
+def test_every_request_carries_that_header() -> None:
     script = Script(httpx.Response(200, json=[]), httpx.Response(200, json=[]))
-    script.client(token="FlyV1 fm2_abc").list_machines()
+    script.client(token="fm2_abc").list_machines()
     script.client(token="plain").list_machines()
     assert [r.headers["Authorization"] for r in script.requests] == ["FlyV1 fm2_abc", "Bearer plain"]
 
@@ -111,7 +125,7 @@ def test_flyv1_tokens_go_as_they_are_and_others_as_bearer() -> None:
 def test_the_token_never_appears_in_an_error_message() -> None:
     script = Script(httpx.ConnectError("refused"))
     with pytest.raises(FlyConnectionError) as err:
-        script.client(token="FlyV1 very-secret", attempts=1).get_machine("m1")
+        script.client(token="FlyV1 fm2_very-secret", attempts=1).get_machine("m1")
     assert "very-secret" not in str(err.value)
 
 
@@ -169,20 +183,85 @@ def test_backoff_grows_with_full_jitter_and_a_cap() -> None:
 # --------------------------------------------------------------------------- endpoint rules
 def test_wait_repeats_408_rounds_with_timeouts_inside_one_to_sixty() -> None:
     script = Script(*[fly_error(408, "deadline_exceeded")] * 3, httpx.Response(200, json={"ok": True}))
-    script.client().wait_machine("m1", "started", timeout=200, instance_id="01H")
+    script.client().wait_machine("m1", "started", timeout=200, version="01H")
     assert [int(r.url.params["timeout"]) for r in script.requests] == [60, 60, 60, 20]
-    assert all(r.url.params["instance_id"] == "01H" and r.url.params["state"] == "started" for r in script.requests)
+    assert all(r.url.params["version"] == "01H" and r.url.params["state"] == "started" for r in script.requests)
 
 
 def test_wait_gives_up_at_the_callers_deadline() -> None:
     script = Script(*[fly_error(408, "deadline_exceeded")] * 3)
     with pytest.raises(FlyWaitTimeout):
-        script.client().wait_machine("m1", "stopped", timeout=90, instance_id="01H")
+        script.client().wait_machine("m1", "stopped", timeout=90, version="01H")
     assert [r.url.params["timeout"] for r in script.requests] == ["60", "30"]
     script = Script(fly_error(408, "deadline_exceeded"))
     with pytest.raises(FlyWaitTimeout):
         script.client().wait_machine("m1", "started", timeout=0)
     assert script.requests[0].url.params["timeout"] == "1"
+
+
+def test_wait_rounds_can_be_shorter_and_call_back_between_them() -> None:
+    """How the provider keeps its lease alive while a slow first start goes on."""
+    script = Script(*[fly_error(408, "deadline_exceeded")] * 3, httpx.Response(200, json={"ok": True}))
+    calls: list[float] = []
+    script.client().wait_machine("m1", "started", timeout=200, version="01H", round_seconds=20,
+                                 on_round=lambda: calls.append(script.now))
+    assert [int(r.url.params["timeout"]) for r in script.requests] == [20, 20, 20, 20]
+    assert calls == [20, 40, 60]
+    assert all("instance_id" not in r.url.params for r in script.requests)  # the deprecated name is never sent
+
+
+def test_start_calls_back_between_412_retries() -> None:
+    script = Script(*[fly_error(412, "unable to start machine from current state: 'created'")] * 2,
+                    httpx.Response(200, json={"previous_state": "created"}))
+    calls: list[int] = []
+    script.client().start_machine("m1", on_retry=lambda: calls.append(1))
+    assert calls == [1, 1]
+
+
+def test_a_machine_on_an_unreachable_host_keeps_what_flyd_still_knows() -> None:
+    data = {"id": "m1", "state": "started", "host_status": "unknown",
+            "incomplete_config": {"image": "a:1", "metadata": {"agcluster_session": "s1"}}}
+    machine = FlyMachine.from_api(data)
+    assert not machine.host_ok and not machine.config_complete
+    assert machine.metadata == {"agcluster_session": "s1"} and machine.env == {}
+    healthy = FlyMachine.from_api(MACHINE)
+    assert healthy.host_ok and healthy.config_complete and healthy.version == MACHINE["instance_id"]
+
+
+def test_volume_requests_and_answers() -> None:
+    volume = {"id": "vol_abc", "name": "ws_x", "state": "created", "size_gb": 10, "region": "ord",
+              "attached_machine_id": None, "host_status": "ok"}
+    script = Script(httpx.Response(200, json=volume),
+                    httpx.Response(200, json=[volume, {**volume, "id": "vol_old", "state": "pending_destroy"},
+                                              {**volume, "id": "vol_lost", "host_status": "unknown",
+                                               "attached_machine_id": "m1"}]),
+                    httpx.Response(200, json=volume), httpx.Response(200, json={**volume, "state": "destroyed"}))
+    client = script.client()
+    created = client.create_volume("ws_x", size_gb=10, region="ord",
+                                   compute={"cpu_kind": "shared", "cpus": 2, "memory_mb": 4096})
+    assert (created.id, created.size_gb, created.gone) == ("vol_abc", 10, False)
+    listed = client.list_volumes()
+    assert [(v.id, v.gone, v.host_ok, v.attached_machine_id) for v in listed] == [
+        ("vol_abc", False, True, None), ("vol_old", True, True, None), ("vol_lost", False, False, "m1")]
+    assert client.get_volume("vol_abc").name == "ws_x"
+    client.destroy_volume("vol_abc")
+    seen = [(r.method, r.url.path, json.loads(r.content) if r.content else None) for r in script.requests]
+    base = "/v1/apps/agents/volumes"
+    assert seen == [
+        ("POST", base, {"name": "ws_x", "size_gb": 10, "encrypted": True, "region": "ord",
+                        "compute": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 4096}}),
+        ("GET", base, None), ("GET", f"{base}/vol_abc", None), ("DELETE", f"{base}/vol_abc", None)]
+
+
+def test_a_5xx_on_volume_create_is_not_repeated_because_the_volume_may_exist() -> None:
+    script = Script(fly_error(500, "oops"))
+    with pytest.raises(FlyServerError) as err:
+        script.client().create_volume("ws_x", size_gb=1)
+    assert len(script.requests) == 1 and "Fly volume_create failed (HTTP 500)" in err.value.message
+    script = Script(fly_error(404, "volume not found"))
+    with pytest.raises(FlyNotFound) as err:
+        script.client().destroy_volume("vol_abc")
+    assert "volume vol_abc" in err.value.message
 
 
 def test_wait_refuses_states_fly_cannot_wait_for() -> None:
