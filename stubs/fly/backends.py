@@ -1,19 +1,26 @@
 """Where the stand-in's machines really run: sandboxed local processes or Docker containers.
 
-Both backends give every machine its own loopback address (127.0.0.N) as its ``private_ip``
-and run the machine agent bound to that address on port 8080, so a client addresses a
-machine exactly as it would on Fly (``http://<private_ip>:8080``) and the machines can
-still reach a control plane listening on 127.0.0.1.
+* ``process``: the machine agent as a bubblewrap-sandboxed process bound to a loopback
+  address of its own (127.0.0.N), reaching a control plane on 127.0.0.1.
+* ``docker``: a container of the machine's image on a private IPv6 Docker network of the
+  stand-in's own, like an app's 6PN: each machine has an ``fd…`` address as ``private_ip``
+  (so clients are exercised on ``http://[addr]:8080``), machines reach each other and the
+  host through the network's gateway, and the image's own ENTRYPOINT, CMD and USER run,
+  as Fly's init runs them.
 
 A backend knows nothing about Fly states; :mod:`stubs.fly.state` decides when to call it.
-Every start is from a fresh root filesystem (workspace and home emptied), as on Fly, where
-a stopped machine's rootfs is reset; suspend freezes the processes and keeps everything.
+Every start is from a fresh root filesystem (the process backend empties the home and a
+workspace that is not a volume; the docker backend runs a new container), as on Fly, where
+a stopped machine's rootfs is reset; volumes keep their data; suspend freezes the
+processes and keeps everything.
 """
 
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -44,11 +51,15 @@ class RunSpec:
     env: dict[str, str]
     cpus: int = 1
     memory_mb: int = 256
+    mounts: tuple[tuple[str, str], ...] = ()
+    """(volume id, path in the machine) for each volume the machine mounts."""
 
 
 class Backend(Protocol):
     name: str
 
+    def create_volume(self, volume_id: str) -> None: ...
+    def destroy_volume(self, volume_id: str) -> None: ...
     def start(self, spec: RunSpec) -> Any: ...
     def wait_exit(self, handle: Any) -> int: ...
     def stop(self, handle: Any, sig: str, timeout: float) -> None: ...
@@ -64,11 +75,42 @@ class Backend(Protocol):
 class Reservation:
     ip: str
     _lock_file: Any = field(repr=False, default=None)
+    _on_release: Any = field(repr=False, default=None)
 
     def release(self) -> None:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+        if self._on_release is not None:
+            self._on_release(self.ip)
+            self._on_release = None
+
+
+class AddressPool(Protocol):
+    def reserve(self) -> Reservation: ...
+
+
+class Ipv6Pool:
+    """Addresses of one IPv6 subnet (the docker backend's network), handed out in order."""
+
+    def __init__(self, subnet: str, first: int = 16) -> None:
+        self.network = ipaddress.IPv6Network(subnet)
+        self.first = first
+        self._taken: set[str] = set()
+        self._lock = threading.Lock()
+
+    def reserve(self) -> Reservation:
+        with self._lock:
+            for offset in range(self.first, self.first + 65_000):
+                ip = str(self.network.network_address + offset)
+                if ip not in self._taken:
+                    self._taken.add(ip)
+                    return Reservation(ip, _on_release=self._release)
+        raise BackendError(f"no address left in {self.network}")
+
+    def _release(self, ip: str) -> None:
+        with self._lock:
+            self._taken.discard(ip)
 
 
 class LoopbackPool:
@@ -111,10 +153,6 @@ def _port_free(ip: str, port: int) -> bool:
     return True
 
 
-def agent_command(python: str, private_ip: str, workspace: str) -> list[str]:
-    return [python, "-m", "machine_agent", "--host", private_ip, "--port", str(AGENT_PORT), "--workspace", workspace]
-
-
 # --------------------------------------------------------------------------- process backend
 @dataclass
 class _Proc:
@@ -145,10 +183,33 @@ class ProcessBackend:
         # PR_SET_PDEATHSIG fires when the forking *thread* exits: fork from one long-lived thread.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stubs-fly-spawner")
 
+    def create_volume(self, volume_id: str) -> None:
+        (self.root / "volumes" / volume_id).mkdir(parents=True, exist_ok=True)
+
+    def destroy_volume(self, volume_id: str) -> None:
+        shutil.rmtree(self.root / "volumes" / volume_id, ignore_errors=True)
+
+    def addresses(self) -> AddressPool:
+        return LoopbackPool()
+
     def start(self, spec: RunSpec) -> _Proc:
         machine_dir = self.root / spec.machine_id
+        machine_dir.mkdir(parents=True, exist_ok=True)
+        volumes = {path: volume_id for volume_id, path in spec.mounts}
+        if set(volumes) - {"/workspace"}:
+            raise BackendError("the process backend mounts volumes only at /workspace")
         for sub in ("workspace", "home"):
-            shutil.rmtree(machine_dir / sub, ignore_errors=True)
+            target = machine_dir / sub
+            if target.is_symlink():
+                target.unlink()
+            else:
+                shutil.rmtree(target, ignore_errors=True)
+        # The workspace is the volume's directory when one is mounted (it keeps its data),
+        # else a fresh one, like the rest of a Fly Machine's root filesystem.
+        if "/workspace" in volumes:
+            (machine_dir / "workspace").symlink_to(self.root / "volumes" / volumes["/workspace"],
+                                                   target_is_directory=True)
+        for sub in ("workspace", "home"):
             (machine_dir / sub).mkdir(parents=True, exist_ok=True)
         token = spec.env.get(MACHINE_TOKEN_ENV, "")
         upload = int(spec.env.get("MAX_UPLOAD_MB", "50") or 50)
@@ -192,6 +253,9 @@ class ProcessBackend:
             handle.popen.wait(timeout=30)
         if handle is not None:
             handle.log.close()
+        workspace = self.root / machine_id / "workspace"
+        if workspace.is_symlink():
+            workspace.unlink()  # the volume outlives its machine
         shutil.rmtree(self.root / machine_id, ignore_errors=True)
 
     def exec(self, handle: _Proc, command: list[str], timeout: float) -> tuple[int, str, str]:
@@ -243,11 +307,15 @@ def _signum(name: str | int | None) -> int:
 
 # --------------------------------------------------------------------------- docker backend
 class DockerBackend:
-    """The machine as a container of the configured image (never pulled: it must exist).
+    """The machine as a container of its image (never pulled: it must exist locally).
 
-    Containers share the host's network so each agent can bind its own 127.0.0.N address
-    and reach a control plane on 127.0.0.1; the stand-in therefore sets the agent's bind
-    address on the command line instead of using the image's ``CMD``.
+    Every stand-in gets its own Docker network with an IPv6 ULA subnet, playing the agents
+    app's private network: machines get addresses from it (``private_ip``), the host is
+    its gateway (a control plane on the host listens there for machines), and machines
+    reach each other, as machines of one Fly app do. The image runs as built: its own
+    ENTRYPOINT, CMD and USER, the environment Fly's init would give it, CPU and memory
+    limits, no swap. Volumes are Docker volumes mounted without copying the image's
+    directory into them, so they start empty and root-owned like a fresh Fly Volume.
     """
 
     name = "docker"
@@ -262,6 +330,33 @@ class DockerBackend:
             raise BackendError(f"no Docker engine is reachable: {exc}") from None
         self.label = label
         self._errors = docker.errors
+        self._types = docker.types
+        self.network_name = f"stubs-fly-{label}"
+        self.subnet = _random_ula_subnet()
+        try:
+            self.network = self.client.networks.create(
+                self.network_name, driver="bridge", enable_ipv6=True, labels={"stubs.fly": label},
+                ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=self.subnet)]))
+        except self._errors.APIError as exc:
+            raise BackendError(f"docker could not create the stand-in's IPv6 network: "
+                               f"{exc.explanation or exc}") from None
+        self.gateway = str(ipaddress.IPv6Network(self.subnet).network_address + 1)
+        self._pool = Ipv6Pool(self.subnet)
+
+    def addresses(self) -> AddressPool:
+        return self._pool
+
+    def create_volume(self, volume_id: str) -> None:
+        try:
+            self.client.volumes.create(self._volume(volume_id), labels={"stubs.fly": self.label})
+        except self._errors.APIError as exc:
+            raise BackendError(f"docker could not create the volume: {exc.explanation or exc}") from None
+
+    def destroy_volume(self, volume_id: str) -> None:
+        try:
+            self.client.volumes.get(self._volume(volume_id)).remove(force=True)
+        except self._errors.NotFound:
+            pass
 
     def start(self, spec: RunSpec) -> Any:
         self._remove(spec.machine_id)
@@ -270,15 +365,25 @@ class DockerBackend:
         except self._errors.ImageNotFound:
             raise BackendError(f"image {spec.image} is not present on this Docker engine (the stand-in never "
                                "pulls; build it first, e.g. `make images`)") from None
+        api = self.client.api
         cpus = min(float(spec.cpus), float(os.cpu_count() or 1))
+        mounts = [self._types.Mount(path, self._volume(volume_id), type="volume", no_copy=True)
+                  for volume_id, path in spec.mounts]
         try:
-            return self.client.containers.run(
-                spec.image, agent_command("python3", spec.private_ip, "/workspace"), detach=True,
-                name=self._name(spec.machine_id), network_mode="host", environment=spec.env,
+            created = api.create_container(
+                spec.image, name=self._name(spec.machine_id), hostname=spec.machine_id, environment=spec.env,
                 labels={"stubs.fly": self.label, "stubs.fly.machine": spec.machine_id},
-                mem_limit=f"{spec.memory_mb}m", nano_cpus=int(cpus * 1e9),
+                host_config=api.create_host_config(mem_limit=f"{spec.memory_mb}m",
+                                                   memswap_limit=f"{spec.memory_mb}m",
+                                                   nano_cpus=int(cpus * 1e9), mounts=mounts,
+                                                   network_mode=self.network_name),
+                networking_config=api.create_networking_config(
+                    {self.network_name: api.create_endpoint_config(ipv6_address=spec.private_ip)}),
             )
+            api.start(created["Id"])
+            return self.client.containers.get(created["Id"])
         except self._errors.APIError as exc:
+            self._remove(spec.machine_id)
             raise BackendError(f"docker could not run the machine: {exc.explanation or exc}") from None
 
     def wait_exit(self, handle: Any) -> int:
@@ -310,22 +415,43 @@ class DockerBackend:
         self._remove(machine_id)
 
     def exec(self, handle: Any, command: list[str], timeout: float) -> tuple[int, str, str]:
-        result = handle.exec_run(["timeout", str(int(max(1, timeout)))] + command, demux=True)
+        """As ``fly machine exec`` does: root, in the machine."""
+        result = handle.exec_run(["timeout", str(int(max(1, timeout)))] + command, demux=True, user="root")
         out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
         return int(result.exit_code or 0), (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
 
     def close(self) -> None:
-        for container in self.client.containers.list(all=True, filters={"label": f"stubs.fly={self.label}"}):
+        selector = {"label": f"stubs.fly={self.label}"}
+        for container in self.client.containers.list(all=True, filters=selector):
             try:
                 container.remove(force=True)
             except Exception:  # noqa: BLE001 - best effort at shutdown
                 pass
+        for volume in self.client.volumes.list(filters=selector):
+            try:
+                volume.remove(force=True)
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                pass
+        try:
+            self.network.remove()
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            pass
 
     def _name(self, machine_id: str) -> str:
         return f"stubs-fly-{self.label}-{machine_id}"
+
+    def _volume(self, volume_id: str) -> str:
+        return f"stubs-fly-{self.label}-{volume_id}"
 
     def _remove(self, machine_id: str) -> None:
         try:
             self.client.containers.get(self._name(machine_id)).remove(force=True)
         except self._errors.NotFound:
             pass
+
+
+def _random_ula_subnet() -> str:
+    """A /64 of a random ``fd00::/8`` ULA prefix (RFC 4193), unlikely to meet another network."""
+    raw = secrets.token_bytes(7)
+    groups = [f"fd{raw[0]:02x}", raw[1:3].hex(), raw[3:5].hex(), raw[5:7].hex()]
+    return ":".join(groups) + "::/64"

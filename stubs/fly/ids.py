@@ -33,3 +33,9 @@ def timestamp() -> str:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def volume_suffix() -> str:
+    """Fly volume ids are ``vol_`` + 16 lowercase letters and digits."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(secrets.choice(alphabet) for _ in range(16))

@@ -11,7 +11,7 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .backends import Backend, DockerBackend, LoopbackPool, ProcessBackend
+from .backends import AddressPool, Backend, DockerBackend, ProcessBackend
 from .control import Fault, StubControl
 from .ids import machine_id as _new_id
 from .server import create_app
@@ -35,7 +35,7 @@ class StubFly:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, backend: str | Backend = "process",
                  data_dir: Path | None = None, token: str | None = None, apps: list[str] | None = None,
-                 region: str = "ord", sandbox: bool | None = None, pool: LoopbackPool | None = None) -> None:
+                 region: str = "ord", sandbox: bool | None = None, pool: AddressPool | None = None) -> None:
         self.host = host
         self.port = port
         self.token = token
@@ -50,9 +50,16 @@ class StubFly:
                 raise ValueError(f"unknown backend {backend!r}: process or docker")
         self.backend = backend
         self.control = StubControl()
-        self.state = FlyState(backend, region=region, apps=apps, pool=pool)
+        addresses = getattr(backend, "addresses", None)
+        self.state = FlyState(backend, region=region, apps=apps,
+                              pool=pool or (addresses() if callable(addresses) else None))
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def gateway(self) -> str:
+        """The host's address as the machines see it (where a control plane serves them)."""
+        return str(getattr(self.backend, "gateway", "127.0.0.1"))
 
     @property
     def url(self) -> str:
@@ -114,6 +121,22 @@ class StubFly:
     def count(self) -> int:
         """Machines that exist (anything not yet ``destroyed``): the leak detector."""
         return self.state.live_count()
+
+    def volumes(self) -> list[dict[str, Any]]:
+        """Every volume ever created, those being destroyed included, as the API shows them."""
+        return self.state.volume_snapshot()
+
+    def volume_count(self) -> int:
+        """Volumes not on their way out: the other leak detector."""
+        return self.state.live_volumes()
+
+    def cold_resume(self, probability: float = 1.0, *, seed: int | None = None) -> None:
+        """Make a resume cold-boot with this probability, as Fly does when a snapshot is lost."""
+        self.state.cold_resume(probability, seed)
+
+    def host_unreachable(self, machine_id: str, unreachable: bool = True) -> None:
+        """flyd loses (or regains) the host of this machine and of the volume it mounts."""
+        self.state.set_host_reachable(machine_id, not unreachable)
 
     # faults ---------------------------------------------------------------------------
     def fail_next(self, status: int, *, count: int = 1, action: str | None = None, machine_id: str | None = None,

@@ -26,8 +26,14 @@ def create_app(state: FlyState, control: StubControl, *, token: str | None = Non
     app = Flask("stubs.fly")
     app.config["stubs.fly"] = (state, control)
 
-    def api(app_name: str, rest: str = "") -> Response:
-        action, machine_id, key = resolve(request.method, rest)
+    def volumes(app_name: str, rest: str = "") -> Response:
+        return api(app_name, rest, resource="volumes")
+
+    def api(app_name: str, rest: str = "", resource: str = "machines") -> Response:
+        if resource == "volumes":
+            action, machine_id, key = resolve_volume(request.method, rest)
+        else:
+            action, machine_id, key = resolve(request.method, rest)
         body = request.get_json(silent=True) if request.data else None
         nonce = request.headers.get(NONCE_HEADER) or None
         entry = control.record({
@@ -67,6 +73,8 @@ def create_app(state: FlyState, control: StubControl, *, token: str | None = Non
 
     app.add_url_rule("/v1/apps/<app_name>/machines", "machines", api, methods=ANY)
     app.add_url_rule("/v1/apps/<app_name>/machines/<path:rest>", "machine", api, methods=ANY)
+    app.add_url_rule("/v1/apps/<app_name>/volumes", "volumes", volumes, methods=ANY)
+    app.add_url_rule("/v1/apps/<app_name>/volumes/<path:rest>", "volume", volumes, methods=ANY)
     _admin(app, state, control)
     app.register_error_handler(404, lambda _e: _json({"error": f"no route for {request.path}"}, 404))
     app.register_error_handler(405, lambda _e: _json({"error": "method not allowed"}, 405))
@@ -96,6 +104,16 @@ def resolve(method: str, rest: str) -> tuple[str | None, str | None, str | None]
     if len(parts) == 3 and sub == "metadata":
         return {"POST": "metadata_set", "DELETE": "metadata_delete"}.get(method), machine_id, parts[2]
     return None, machine_id, None
+
+
+def resolve_volume(method: str, rest: str) -> tuple[str | None, str | None, str | None]:
+    """(action, volume id, None) for a path under ``/volumes``; the id rides in the machine slot."""
+    parts = [p for p in rest.split("/") if p]
+    if not parts:
+        return {"GET": "volume_list", "POST": "volume_create"}.get(method), None, None
+    if len(parts) == 1:
+        return {"GET": "volume_get", "DELETE": "volume_destroy"}.get(method), parts[0], None
+    return None, parts[0], None
 
 
 def dispatch(state: FlyState, action: str, app: str, machine_id: str | None, key: str | None, body: Any,
@@ -142,6 +160,14 @@ def dispatch(state: FlyState, action: str, app: str, machine_id: str | None, key
     if action == "metadata_delete":
         state.metadata_delete(app, mid, key or "", nonce)
         return 204, None
+    if action == "volume_list":
+        return 200, state.volume_list(app)
+    if action == "volume_create":
+        return 200, state.volume_create(app, body)
+    if action == "volume_get":
+        return 200, state.volume_get(app, mid)
+    if action == "volume_destroy":
+        return 200, state.volume_destroy(app, mid)
     raise StubError(404, f"no route for {action}")
 
 
@@ -207,6 +233,26 @@ def _admin(app: Flask, state: FlyState, control: StubControl) -> None:
         state.release_held()
         return _json({"ok": True}, 200)
 
+    def volumes_view() -> Response:
+        return _json({"volumes": state.volume_snapshot(), "live": state.live_volumes()}, 200)
+
+    def cold_resume() -> Response:
+        data = request.get_json(silent=True) or {}
+        try:
+            state.cold_resume(float(data.get("probability", 1.0)),
+                              int(data["seed"]) if data.get("seed") is not None else None)
+        except (TypeError, ValueError) as exc:
+            return _json({"error": f"bad cold_resume: {exc}"}, 400)
+        return _json({"ok": True}, 200)
+
+    def host() -> Response:
+        data = request.get_json(silent=True) or {}
+        try:
+            state.set_host_reachable(str(data["machine_id"]), bool(data.get("reachable", False)))
+        except KeyError:
+            return _json({"error": "machine_id names no machine"}, 400)
+        return _json({"ok": True}, 200)
+
     def rate_limits() -> Response:
         control.set_rate_limits(bool((request.get_json(silent=True) or {}).get("enabled", True)))
         return _json({"ok": True}, 200)
@@ -217,3 +263,6 @@ def _admin(app: Flask, state: FlyState, control: StubControl) -> None:
     app.add_url_rule("/_stub/hold", "stub_hold", hold, methods=["POST"])
     app.add_url_rule("/_stub/release", "stub_release", release, methods=["POST"])
     app.add_url_rule("/_stub/rate_limits", "stub_rate_limits", rate_limits, methods=["POST"])
+    app.add_url_rule("/_stub/volumes", "stub_volumes", volumes_view, methods=["GET"])
+    app.add_url_rule("/_stub/cold_resume", "stub_cold_resume", cold_resume, methods=["POST"])
+    app.add_url_rule("/_stub/host", "stub_host", host, methods=["POST"])

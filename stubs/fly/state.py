@@ -10,6 +10,7 @@ turns into Fly's ``{"error": ...}`` body.
 from __future__ import annotations
 
 import copy
+import random
 import re
 import secrets
 import threading
@@ -19,14 +20,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ids
-from .backends import Backend, BackendError, LoopbackPool, Reservation, RunSpec
+from .backends import AddressPool, Backend, BackendError, LoopbackPool, Reservation, RunSpec
 
 WAIT_STATES = ("started", "stopped", "suspended", "destroyed")
+SUSPEND_MAX_MEMORY_MB = 2048
+VOLUME_SIZE_GB = (1, 500)
+VOLUME_NAME = re.compile(r"^[a-z0-9_]{1,30}$")
+HOST_UNREACHABLE = "the machine's host is unreachable: flyd cannot act on it until the host is back"
 RESTART_POLICIES = ("no", "on-failure", "always")
 # Fly's guest rules, written out independently of the provider's copy on purpose: the
 # stand-in must catch a provider that gets them wrong.
-CPU_COUNTS = {"shared": (1, 2, 4, 6, 8), "performance": (1, 2, 4, 8, 16)}
+CPU_COUNTS = {"shared": (1, 2, 4, 6, 8), "performance": (1, 2, 4, 6, 8, 10, 12, 14, 16)}
 MEMORY_PER_CPU = {"shared": (256, 2048), "performance": (2048, 8192)}
+MEMORY_STEP = {"shared": 256, "performance": 1024}
 PRESET_SIZES = {f"shared-cpu-{n}x": ("shared", n, 256 * n) for n in CPU_COUNTS["shared"]} | {
     f"performance-{n}x": ("performance", n, 2048 * n) for n in CPU_COUNTS["performance"]}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -88,6 +94,7 @@ class StubMachine:
     release: threading.Event = field(default_factory=threading.Event)
     generation: int = 0
     restarts: int = 0
+    unreachable: bool = False
 
     @property
     def private_ip(self) -> str:
@@ -96,20 +103,54 @@ class StubMachine:
     def to_api(self) -> dict[str, Any]:
         image = str(self.config.get("image") or "")
         repository, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
-        return {
+        answer: dict[str, Any] = {
             "id": self.id, "name": self.name, "state": self.state, "region": self.region,
-            "instance_id": self.instance_id, "private_ip": self.private_ip, "config": copy.deepcopy(self.config),
+            "instance_id": self.instance_id, "version": self.instance_id, "private_ip": self.private_ip,
+            "config": copy.deepcopy(self.config),
             "image_ref": {"registry": "", "repository": repository, "tag": tag or "latest", "digest": ""},
             "created_at": self.created_at, "updated_at": self.updated_at,
             "events": copy.deepcopy(list(reversed(self.events[-10:]))), "checks": [], "host_status": "ok",
         }
+        if self.unreachable:
+            # What flyd can still tell without the host: no config, a partial one rebuilt
+            # from elsewhere (fly-go Machine.IncompleteConfig), the last state it saw.
+            answer["host_status"] = "unknown"
+            answer.pop("config")
+            answer["incomplete_config"] = {k: copy.deepcopy(self.config[k]) for k in ("image", "metadata", "guest")
+                                           if k in self.config}
+        return answer
+
+
+@dataclass
+class StubVolume:
+    id: str
+    name: str
+    app: str
+    region: str
+    size_gb: int
+    encrypted: bool = True
+    state: str = "created"
+    attached_machine_id: str | None = None
+    created_at: str = field(default_factory=ids.timestamp)
+    unreachable: bool = False
+
+    @property
+    def gone(self) -> bool:
+        return self.state in ("pending_destroy", "destroyed")
+
+    def to_api(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "state": self.state, "size_gb": self.size_gb,
+                "region": self.region, "zone": f"{self.region}-z1", "encrypted": self.encrypted,
+                "attached_machine_id": self.attached_machine_id, "attached_alloc_id": None,
+                "created_at": self.created_at, "snapshot_retention": 5, "auto_backup_enabled": True,
+                "fstype": "ext4", "host_status": "unknown" if self.unreachable else "ok"}
 
 
 class FlyState:
     """All apps' machines, behind one lock whose condition wakes ``/wait`` callers."""
 
     def __init__(self, backend: Backend, *, region: str = "ord", apps: Iterable[str] | None = None,
-                 pool: LoopbackPool | None = None) -> None:
+                 pool: AddressPool | None = None) -> None:
         self.backend = backend
         self.region = region
         self.apps = set(apps) if apps else None
@@ -117,8 +158,11 @@ class FlyState:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.machines: dict[str, StubMachine] = {}
+        self.volumes: dict[str, StubVolume] = {}
         self._hold_next = 0
         self._workers: list[threading.Thread] = []
+        self._cold_resume = 0.0
+        self._rng = random.Random()
 
     # ------------------------------------------------------------------ helpers
     def check_app(self, app: str) -> None:
@@ -129,6 +173,11 @@ class FlyState:
         machine = self.machines.get(machine_id)
         if machine is None or machine.app != app or (machine.state == "destroyed" and not allow_destroyed):
             raise StubError(404, f"machine {machine_id} not found")
+        return machine
+
+    def _reachable(self, machine: StubMachine) -> StubMachine:
+        if machine.unreachable:
+            raise StubError(503, HOST_UNREACHABLE)
         return machine
 
     def _set_state(self, machine: StubMachine, state: str, event: str | None = None, **request: Any) -> None:
@@ -159,8 +208,9 @@ class FlyState:
                     "FLY_REGION": machine.region, "FLY_PRIVATE_IP": machine.private_ip,
                     "FLY_IMAGE_REF": str(machine.config.get("image")), "FLY_MACHINE_VERSION": machine.instance_id,
                     "FLY_VM_MEMORY_MB": str(guest["memory_mb"])})
+        mounts = tuple((str(m["volume"]), str(m["path"])) for m in machine.config.get("mounts") or [])
         return RunSpec(machine.id, machine.private_ip, str(machine.config["image"]), env, int(guest["cpus"]),
-                       int(guest["memory_mb"]))
+                       int(guest["memory_mb"]), mounts)
 
     # ------------------------------------------------------------------ machines
     def list(self, app: str, *, metadata: dict[str, str], region: str | None, include_deleted: bool) -> list[dict[str, Any]]:
@@ -189,6 +239,12 @@ class FlyState:
         with self.lock:
             if name and any(m.name == name and m.app == app and m.state != "destroyed" for m in self.machines.values()):
                 raise StubError(409, f"a machine named {name} already exists")
+            volumes = self._mountable(app, config, None)
+            region = str(body.get("region") or (volumes[0].region if volumes else self.region))
+            for volume in volumes:
+                if volume.region != region:
+                    raise StubError(400, f"volume {volume.id} is in region {volume.region}; a machine that mounts "
+                                         f"it must be created there, not in {region}")
             try:
                 reservation = self.pool.reserve()
             except BackendError as exc:
@@ -198,10 +254,12 @@ class FlyState:
             machine = StubMachine(
                 id=ids.machine_id(), name=name or f"{secrets.choice(_NAME_WORDS)}-{secrets.choice(_NAME_NOUNS)}-"
                                                   f"{secrets.randbelow(9000) + 1000}",
-                app=app, region=str(body.get("region") or self.region), config=config, instance_id=instance,
+                app=app, region=region, config=config, instance_id=instance,
                 reservation=reservation, versions=[instance],
             )
             self.machines[machine.id] = machine
+            for volume in volumes:
+                volume.attached_machine_id = machine.id
             self._set_state(machine, "created", "launch")
             if self._hold_next > 0:
                 self._hold_next -= 1
@@ -223,8 +281,11 @@ class FlyState:
             raise StubError(400, "the request body must be a JSON object")
         config = normalize_config(body.get("config"))
         with self.lock:
-            machine = self._machine(app, machine_id)
+            machine = self._reachable(self._machine(app, machine_id))
             self._check_lease(machine, nonce)
+            volumes = self._mountable(app, config, machine)
+            if any(v.region != machine.region for v in volumes):
+                raise StubError(400, f"a volume to mount is not in the machine's region {machine.region}")
             current = body.get("current_version")
             if current and current != machine.instance_id:
                 raise StubError(412, f"machine version {current} is not current ({machine.instance_id})")
@@ -237,6 +298,11 @@ class FlyState:
             machine.instance_id = ids.ulid()
             machine.versions.append(machine.instance_id)
             machine.config = config
+            for volume in self.volumes.values():
+                if volume.attached_machine_id == machine.id and volume not in volumes:
+                    volume.attached_machine_id = None
+            for volume in volumes:
+                volume.attached_machine_id = machine.id
             self._set_state(machine, "replacing", "update")
             self._spawn(self._replace, machine, old_handle, was_running, bool(body.get("skip_launch")),
                         machine.generation)
@@ -244,7 +310,7 @@ class FlyState:
 
     def start(self, app: str, machine_id: str, nonce: str | None) -> dict[str, Any]:
         with self.lock:
-            machine = self._machine(app, machine_id)
+            machine = self._reachable(self._machine(app, machine_id))
             self._check_lease(machine, nonce)
             previous = machine.state
             if previous == "started":
@@ -252,17 +318,21 @@ class FlyState:
             if previous not in ("stopped", "suspended", "failed") and not (previous == "created" and machine.prepared):
                 raise StubError(412, f"unable to start machine from current state: '{previous}'")
             machine.generation += 1
-            self._set_state(machine, "starting", "start")
-            if previous == "suspended":
+            # Fly only *tries* to resume: a snapshot lost to a migration or host maintenance
+            # means a cold boot from a fresh root filesystem (volumes kept).
+            cold = previous == "suspended" and self._rng.random() < self._cold_resume
+            self._set_state(machine, "starting", "start", **({"cold_boot": True} if cold else {}))
+            if previous == "suspended" and not cold:
                 self._spawn(self._resume, machine, machine.generation)
             else:
-                self._spawn(self._boot, machine, machine.generation)
+                stale, machine.handle = machine.handle, None
+                self._spawn(self._boot, machine, machine.generation, stale)
             return {"previous_state": previous, "migrated": False, "new_host": ""}
 
     def stop(self, app: str, machine_id: str, body: Any, nonce: str | None) -> dict[str, Any]:
         body = body if isinstance(body, dict) else {}
         with self.lock:
-            machine = self._machine(app, machine_id)
+            machine = self._reachable(self._machine(app, machine_id))
             stop_config = machine.config.get("stop_config") or {}
             sig = body.get("signal") or stop_config.get("signal") or "SIGINT"
             timeout = parse_duration(body.get("timeout"), default=parse_duration(stop_config.get("timeout"), 5.0))
@@ -282,12 +352,16 @@ class FlyState:
 
     def suspend(self, app: str, machine_id: str, nonce: str | None) -> dict[str, Any]:
         with self.lock:
-            machine = self._machine(app, machine_id)
+            machine = self._reachable(self._machine(app, machine_id))
             self._check_lease(machine, nonce)
             if machine.state in ("suspended", "suspending"):
                 return {"ok": True}
             if machine.state != "started":
                 raise StubError(412, f"unable to suspend machine from current state: '{machine.state}'")
+            refusal = suspend_refusal(machine.config)
+            if refusal:
+                raise StubError(412, f"failed_precondition: machine {machine.id} cannot be suspended: {refusal}; "
+                                     "stop it instead")
             self._set_state(machine, "suspending", "suspend")
             self._spawn(self._freeze, machine, machine.generation)
             return {"ok": True}
@@ -305,12 +379,12 @@ class FlyState:
         if not 1 <= timeout <= 60:
             raise StubError(400, f"invalid timeout {timeout}: must be between 1 and 60 seconds")
         if "stopped" in states and not instance_id:
-            raise StubError(400, "instance_id is required to wait for the stopped state")
+            raise StubError(400, "version (instance_id in older clients) is required to wait for the stopped state")
         deadline = time.monotonic() + timeout
         with self.lock:
             machine = self._machine(app, machine_id, allow_destroyed=True)
             if instance_id and instance_id not in machine.versions:
-                raise StubError(400, f"instance_id {instance_id} is not a version of machine {machine_id}")
+                raise StubError(400, f"version {instance_id} is not a version of machine {machine_id}")
             while True:
                 if machine.state in states and (machine.state == "destroyed" or not instance_id
                                                 or instance_id == machine.instance_id):
@@ -325,11 +399,11 @@ class FlyState:
 
     def destroy(self, app: str, machine_id: str, force: bool, nonce: str | None) -> dict[str, Any]:
         with self.lock:
-            machine = self._machine(app, machine_id)
+            machine = self._reachable(self._machine(app, machine_id))
             self._check_lease(machine, nonce)
             if machine.state == "destroying":
                 return {"ok": True}
-            if not force and machine.state not in ("stopped", "created", "failed"):
+            if not force and machine.state not in ("stopped", "suspended", "created", "failed"):
                 raise StubError(412, f"unable to destroy machine, not currently stopped (state: {machine.state}); "
                                      "stop it first or pass force=true")
             handle, machine.handle = machine.handle, None
@@ -351,7 +425,7 @@ class FlyState:
         if ttl < 1:
             raise StubError(400, "ttl must be at least 1 second")
         with self.lock:
-            machine = self._machine(app, machine_id)
+            machine = self._reachable(self._machine(app, machine_id))
             lease, now = machine.lease, time.time()
             if lease is not None and lease.expires_at > now:
                 if nonce and nonce == lease.nonce:
@@ -394,7 +468,7 @@ class FlyState:
         if not isinstance(timeout, int) or not 1 <= timeout <= 600:
             raise StubError(400, "timeout must be whole seconds between 1 and 600")
         with self.lock:
-            machine = self._machine(app, machine_id)
+            machine = self._reachable(self._machine(app, machine_id))
             if machine.state != "started" or machine.handle is None:
                 raise StubError(412, f"machine is not started (state: {machine.state})")
             handle = machine.handle
@@ -438,9 +512,35 @@ class FlyState:
                     machine.held = False
                     machine.release.set()
 
+    def cold_resume(self, probability: float, seed: int | None = None) -> None:
+        """From now on a resume cold-boots with this probability (seedable, for repeatable runs)."""
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError("probability must be between 0 and 1")
+        with self.lock:
+            self._cold_resume = probability
+            self._rng = random.Random(seed)
+
+    def set_host_reachable(self, machine_id: str, reachable: bool) -> None:
+        """Cut a machine's host off from flyd (and with it the volume it mounts), or restore it."""
+        with self.lock:
+            machine = self.machines[machine_id]
+            machine.unreachable = not reachable
+            for volume in self.volumes.values():
+                if volume.attached_machine_id == machine_id:
+                    volume.unreachable = not reachable
+            self.changed.notify_all()
+
     def live_count(self) -> int:
         with self.lock:
             return sum(1 for m in self.machines.values() if m.state != "destroyed")
+
+    def live_volumes(self) -> int:
+        with self.lock:
+            return sum(1 for v in self.volumes.values() if not v.gone)
+
+    def volume_snapshot(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [v.to_api() for v in self.volumes.values()]
 
     def snapshot(self, include_destroyed: bool = True) -> list[dict[str, Any]]:
         with self.lock:
@@ -469,6 +569,12 @@ class FlyState:
                 machine.handle = None
         for machine, handle in leftovers:
             self.backend.destroy(machine.id, handle)
+        with self.lock:
+            volumes = [v for v in self.volumes.values() if v.state != "destroyed"]
+            for volume in volumes:
+                volume.state = "destroyed"
+        for volume in volumes:
+            self.backend.destroy_volume(volume.id)
 
     # ------------------------------------------------------------------ transitions (worker threads)
     def _prepare(self, machine: StubMachine, launch: bool) -> None:
@@ -487,7 +593,9 @@ class FlyState:
             self._set_state(machine, "starting")
         self._boot(machine, generation)
 
-    def _boot(self, machine: StubMachine, generation: int) -> None:
+    def _boot(self, machine: StubMachine, generation: int, stale: Any = None) -> None:
+        if stale is not None:  # a snapshot discarded on resume: that VM is gone for good
+            self.backend.stop(stale, "SIGKILL", 0)
         with self.lock:
             if machine.generation != generation or machine.state != "starting":
                 return
@@ -596,7 +704,81 @@ class FlyState:
             with self.lock:
                 machine.lease = None
                 machine.reservation.release()
+                for volume in self.volumes.values():
+                    if volume.attached_machine_id == machine.id:
+                        volume.attached_machine_id = None
                 self._set_state(machine, "destroyed", "destroy", source="flyd")
+
+    # ------------------------------------------------------------------ volumes
+    def _mountable(self, app: str, config: dict[str, Any], machine: StubMachine | None) -> list[StubVolume]:
+        """The volumes ``config.mounts`` names, checked as Fly checks them."""
+        found = []
+        for mount in config.get("mounts") or []:
+            volume = self.volumes.get(str(mount["volume"]))
+            if volume is None or volume.app != app or volume.gone:
+                raise StubError(404, f"volume {mount['volume']} not found")
+            if volume.unreachable:
+                raise StubError(503, f"the host of volume {volume.id} is unreachable")
+            holder = self.machines.get(volume.attached_machine_id or "")
+            if holder is not None and holder is not machine and holder.state != "destroyed":
+                raise StubError(412, f"volume {volume.id} is already attached to machine {holder.id}")
+            found.append(volume)
+        return found
+
+    def volume_create(self, app: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise StubError(400, "the request body must be a JSON object")
+        name = body.get("name")
+        if not isinstance(name, str) or not VOLUME_NAME.match(name):
+            raise StubError(400, f"invalid volume name {name!r}: lowercase letters, digits and underscores, "
+                                 "at most 30 characters")
+        size = body.get("size_gb", 1)
+        low, high = VOLUME_SIZE_GB
+        if not isinstance(size, int) or isinstance(size, bool) or not low <= size <= high:
+            raise StubError(400, f"invalid size_gb {size!r}: whole GB between {low} and {high}")
+        region = body.get("region") or self.region
+        if not isinstance(region, str) or not re.fullmatch(r"[a-z]{3}", region):
+            raise StubError(400, f"invalid region {region!r}")
+        if body.get("compute") is not None:
+            validate_guest(body["compute"])
+        volume = StubVolume(id="vol_" + ids.volume_suffix(), name=name, app=app, region=region, size_gb=size,
+                            encrypted=body.get("encrypted") is not False)
+        try:
+            self.backend.create_volume(volume.id)
+        except BackendError as exc:
+            raise StubError(422, f"could not place the volume: {exc}", code="volume_placement_capacity") from None
+        with self.lock:
+            self.volumes[volume.id] = volume
+            return volume.to_api()
+
+    def volume_list(self, app: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [v.to_api() for v in self.volumes.values() if v.app == app and v.state != "destroyed"]
+
+    def volume_get(self, app: str, volume_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self._volume(app, volume_id).to_api()
+
+    def volume_destroy(self, app: str, volume_id: str) -> dict[str, Any]:
+        with self.lock:
+            volume = self._volume(app, volume_id)
+            if volume.gone:
+                return volume.to_api()
+            if volume.unreachable:
+                raise StubError(503, f"the host of volume {volume.id} is unreachable")
+            holder = self.machines.get(volume.attached_machine_id or "")
+            if holder is not None and holder.state != "destroyed":
+                raise StubError(412, f"volume {volume.id} is attached to machine {holder.id}; destroy the machine "
+                                     "first")
+            volume.state = "pending_destroy"  # listed for a while, as Fly does (fly-go filters it)
+        self.backend.destroy_volume(volume.id)
+        return volume.to_api()
+
+    def _volume(self, app: str, volume_id: str) -> StubVolume:
+        volume = self.volumes.get(volume_id)
+        if volume is None or volume.app != app or volume.state == "destroyed":
+            raise StubError(404, f"volume {volume_id} not found")
+        return volume
 
 
 # ---------------------------------------------------------------------- validation
@@ -629,9 +811,37 @@ def normalize_config(config: Any) -> dict[str, Any]:
     services = config.get("services")
     if services is not None and not isinstance(services, list):
         raise StubError(400, "config.services must be a list")
+    mounts = config.get("mounts") or []
+    if not isinstance(mounts, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("volume"), str) and isinstance(m.get("path"), str)
+            and m["path"].startswith("/") for m in mounts):
+        raise StubError(400, "config.mounts must be a list of {\"volume\": id, \"path\": absolute path}")
+    if len(mounts) > 1:
+        raise StubError(400, "a machine can mount one volume")
+    rootfs = config.get("rootfs")
+    if rootfs is not None and (not isinstance(rootfs, dict) or rootfs.get("persist", "never") != "never"):
+        raise StubError(400, "config.rootfs.persist is not modelled by the stand-in (workspaces use volumes)")
     if "auto_destroy" in config and not isinstance(config["auto_destroy"], bool):
         raise StubError(400, "config.auto_destroy must be a boolean")
     return config
+
+
+def suspend_refusal(config: dict[str, Any]) -> str:
+    """Why Fly will not suspend a machine with this config ("" when it will).
+
+    Fly suspends machines with at most 2 GB of memory, no swap and no schedule; the
+    stand-in answers 412 otherwise (the status is its choice; Fly's docs name the rules).
+    """
+    guest = config.get("guest") or {}
+    if int(guest.get("memory_mb") or 0) > SUSPEND_MAX_MEMORY_MB:
+        return f"{guest.get('memory_mb')} MB of memory is more than {SUSPEND_MAX_MEMORY_MB} MB"
+    if (config.get("init") or {}).get("swap_size_mb"):
+        return "it has swap configured"
+    if config.get("schedule"):
+        return "it runs on a schedule"
+    if guest.get("gpus"):
+        return "it has GPUs"
+    return ""
 
 
 def validate_guest(guest: Any) -> dict[str, Any]:
@@ -646,8 +856,9 @@ def validate_guest(guest: Any) -> dict[str, Any]:
                              f"{', '.join(map(str, CPU_COUNTS[kind]))}")
     low, high = MEMORY_PER_CPU[kind]
     memory = guest.get("memory_mb", low * cpus)
-    if not isinstance(memory, int) or memory % 256:
-        raise StubError(400, f"invalid memory size {memory!r}: must be a multiple of 256 MB")
+    step = MEMORY_STEP[kind]
+    if not isinstance(memory, int) or memory % step:
+        raise StubError(400, f"invalid memory size {memory!r}: {kind} CPUs take memory in multiples of {step} MB")
     if not low * cpus <= memory <= high * cpus:
         raise StubError(400, f"invalid memory size {memory} MB for {cpus} {kind} CPUs: between "
                              f"{low * cpus} and {high * cpus} MB")

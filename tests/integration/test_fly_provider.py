@@ -1,18 +1,21 @@
 """The Fly provider against the stand-in with real (sandboxed) machine agents and injected faults.
 
-After every test the stand-in must hold no machine: whatever happened, nothing leaks.
+After every test the stand-in must hold no machine and no volume: whatever happened,
+nothing leaks. Workspaces live on a Fly Volume per session, so they survive a stop, a cold
+boot and a replaced machine; the machine's root filesystem does not.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 
 from control.providers.base import MachineSpec, ProviderError, ResourceLimits
-from control.providers.fly import FlyProvider
+from control.providers.fly import VOLUME_PSEUDO_STATE, FlyProvider, volume_name
 from control.providers.fly_api import FlyMachinesClient, RetryPolicy
 from stubs.fly import StubFly
 
@@ -32,10 +35,18 @@ def fly(stub: StubFly) -> Iterator[StubFly]:
     yield stub
     stub.clear_faults()
     stub.rate_limits(False)
+    stub.cold_resume(0.0)
     leftovers = stub.machines()
+    cleaner = FlyMachinesClient(APP, TOKEN, stub.url)
     for machine in leftovers:  # clean up for the next test, then fail this one
-        FlyMachinesClient(APP, TOKEN, stub.url).destroy_machine(machine["id"], force=True)
+        stub.host_unreachable(machine["id"], False)
+        cleaner.destroy_machine(machine["id"], force=True)
+        cleaner.wait_machine(machine["id"], "destroyed", timeout=30)
+    volumes = [v for v in stub.volumes() if v["state"] not in ("pending_destroy", "destroyed")]
+    for volume in volumes:
+        cleaner.destroy_volume(volume["id"])
     assert leftovers == [], "machines leaked"
+    assert volumes == [], "volumes leaked"
 
 
 def make_provider(stub: StubFly, **kwargs: object) -> FlyProvider:
@@ -53,20 +64,42 @@ def provider(fly: StubFly) -> Iterator[FlyProvider]:
     made.close()
 
 
-def spec(session: str = "sess-1") -> MachineSpec:
-    return MachineSpec(session, f"agent-{session}", f"machine-token-{session}",
-                       resources=ResourceLimits(cpus=1, memory_mb=1024), env={"AGCLUSTER_SESSION_ID": session})
+KEY = "3f2a6c1e-8b7d-4e2f-9a1b-0c3d4e5f6a7b"
 
 
-def health(url: str, session: str = "sess-1") -> dict:
+def spec(session: str = KEY, memory_mb: int = 1024, image: str | None = None) -> MachineSpec:
+    return MachineSpec(session, f"agent-{session[:8]}", f"machine-token-{session}", image=image,
+                       resources=ResourceLimits(cpus=1, memory_mb=memory_mb, storage_mb=3 * 1024),
+                       env={"AGCLUSTER_SESSION_ID": session})
+
+
+def health(url: str, session: str = KEY) -> dict:
     resp = requests.get(f"{url}/health", headers={"Authorization": f"Bearer machine-token-{session}"}, timeout=10)
     assert resp.status_code == 200
     return resp.json()
 
 
-def mutating(fly: StubFly) -> list[str]:
+READS = ("get", "list", "wait", "events", "volume_list", "volume_get")
+
+
+def mutating(fly: StubFly, since: int = 0) -> list[str]:
     """The calls that change something, in order (reads and polling are timing-dependent)."""
-    return [c["action"] for c in fly.calls() if c["action"] not in ("get", "list", "wait", "events")]
+    return [c["action"] for c in fly.calls(since=since) if c["action"] not in READS]
+
+
+def live_volumes(fly: StubFly) -> list[dict]:
+    return [v for v in fly.volumes() if v["state"] not in ("pending_destroy", "destroyed")]
+
+
+def run(provider: FlyProvider, machine_id: str, script: str) -> str:
+    result = provider.api.exec_machine(machine_id, ["sh", "-c", script])
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def last_seq(fly: StubFly) -> int:
+    calls = fly.calls()
+    return calls[-1]["seq"] if calls else 0
 
 
 # --------------------------------------------------------------------------- the lifecycle
@@ -76,53 +109,110 @@ def test_start_suspend_resume_destroy(fly: StubFly, provider: FlyProvider) -> No
     assert health(machine.url)["status"] == "ok"
     assert provider.inspect(machine.machine_id).state == "started"
     assert [m.machine_id for m in provider.list_machines()] == [machine.machine_id]
+    [volume] = live_volumes(fly)
+    assert volume["name"] == volume_name(KEY) and volume["size_gb"] == 3 and volume["region"] == "ord"
+    assert volume["attached_machine_id"] == machine.machine_id
     provider.suspend(machine.machine_id)
     assert fly.machine(machine.machine_id)["state"] == "suspended"
     resumed = provider.resume(machine.machine_id)
     assert resumed.url == machine.url and health(resumed.url)["status"] == "ok"
-    provider.destroy(machine.machine_id)
-    provider.destroy(machine.machine_id)  # idempotent
-    assert provider.inspect(machine.machine_id) is None
-    assert mutating(fly) == ["create", "lease_acquire", "lease_release",            # start
-                             "lease_acquire", "suspend", "lease_release",           # suspend
-                             "lease_acquire", "start", "lease_release",             # resume
-                             "lease_acquire", "stop", "destroy", "lease_release",   # destroy
-                             "lease_acquire"]                                       # again: 404, done
+    provider.suspend(machine.machine_id)
+    provider.destroy(machine.machine_id)   # Fly destroys a suspended machine without a stop or force
+    provider.destroy(machine.machine_id)   # idempotent
+    assert provider.inspect(machine.machine_id) is None and live_volumes(fly) == []
+    assert mutating(fly) == ["volume_create", "create", "lease_acquire", "lease_release",   # start
+                             "lease_acquire", "suspend", "lease_release",                   # suspend
+                             "lease_acquire", "start", "lease_release",                     # resume
+                             "lease_acquire", "suspend", "lease_release",                   # suspend
+                             "lease_acquire", "destroy", "lease_release",                   # destroy
+                             "volume_destroy"]                                              # and its volume
+    assert fly.calls("destroy")[0]["query"] == {}
     create = fly.calls("create")[0]["body"]
-    assert create["name"] == "agcluster-sess-1"
-    assert create["config"]["env"] == {"AGCLUSTER_SESSION_ID": "sess-1", "AGCLUSTER_MACHINE_TOKEN": "machine-token-sess-1",
-                                       "MAX_UPLOAD_MB": "50"}
+    assert create["name"].startswith(f"agcluster-{KEY}-") and create["region"] == "ord"
+    assert create["config"]["mounts"] == [{"volume": volume["id"], "path": "/workspace"}]
+    assert create["config"]["env"] == {"AGCLUSTER_SESSION_ID": KEY, "AGCLUSTER_MACHINE_TOKEN": f"machine-token-{KEY}",
+                                       "MAX_UPLOAD_MB": "50", "AGCLUSTER_CONTROL_PLANE": "127.0.0.1"}
+    assert fly.calls("volume_create")[0]["body"]["compute"] == {"cpu_kind": "shared", "cpus": 1, "memory_mb": 1024}
     waits = fly.calls("wait")
     assert all(1 <= int(w["query"]["timeout"]) <= 60 for w in waits)
-    assert all("instance_id" in w["query"] for w in waits if w["query"]["state"] != "destroyed")
+    assert all("version" in w["query"] and "instance_id" not in w["query"]
+               for w in waits if w["query"]["state"] != "destroyed")
 
 
 def test_start_is_idempotent_per_session(fly: StubFly, provider: FlyProvider) -> None:
     first = provider.start(spec())
     again = provider.start(spec())
-    assert again.machine_id == first.machine_id and fly.count() == 1
+    assert again.machine_id == first.machine_id and fly.count() == 1 and len(live_volumes(fly)) == 1
     provider.destroy(first.machine_id)
 
 
-def test_a_stopped_machine_restarts_from_a_fresh_root_filesystem(fly: StubFly, provider: FlyProvider) -> None:
-    machine = provider.start(spec())
-    api = provider.api
-    api.exec_machine(machine.machine_id, ["sh", "-c", "echo kept > /workspace/note.txt"])
+def test_a_suspendable_session_keeps_memory_and_disk(fly: StubFly, provider: FlyProvider) -> None:
+    machine = provider.start(spec(memory_mb=2048))
+    run(provider, machine.machine_id, "echo kept > /workspace/note.txt && echo rootfs > /home/agent/mark")
     provider.suspend(machine.machine_id)
+    assert fly.machine(machine.machine_id)["state"] == "suspended"
     provider.resume(machine.machine_id)
-    assert api.exec_machine(machine.machine_id, ["cat", "/workspace/note.txt"]).stdout == "kept\n"
-    fly.fail_next(412, action="suspend", message="unable to suspend: machine has too much memory")
-    provider.suspend(machine.machine_id)  # falls back to stop
+    assert run(provider, machine.machine_id, "cat /workspace/note.txt /home/agent/mark") == "kept\nrootfs\n"
+    provider.destroy(machine.machine_id)
+
+
+def test_a_4gb_session_is_stopped_and_its_workspace_survives_the_cold_boot(fly: StubFly,
+                                                                           provider: FlyProvider) -> None:
+    machine = provider.start(spec(memory_mb=4096))
+    run(provider, machine.machine_id, "echo kept > /workspace/note.txt && echo gone > /home/agent/mark")
+    since = last_seq(fly)
+    provider.suspend(machine.machine_id)
+    assert fly.machine(machine.machine_id)["state"] == "stopped"
+    assert mutating(fly, since) == ["lease_acquire", "stop", "lease_release"]  # no suspend attempt above 2 GB
+    woken = provider.resume(machine.machine_id)
+    assert health(woken.url)["status"] == "ok"
+    assert run(provider, machine.machine_id, "cat /workspace/note.txt; ls -A /home/agent") == "kept\n"
+    provider.destroy(machine.machine_id)
+
+
+def test_when_fly_refuses_to_suspend_the_machine_is_stopped_and_keeps_its_workspace(
+        fly: StubFly, provider: FlyProvider) -> None:
+    machine = provider.start(spec())
+    run(provider, machine.machine_id, "echo kept > /workspace/note.txt")
+    fly.fail_next(412, action="suspend", message="failed_precondition: cannot suspend this machine")
+    provider.suspend(machine.machine_id)
     assert fly.machine(machine.machine_id)["state"] == "stopped"
     provider.resume(machine.machine_id)
-    assert api.exec_machine(machine.machine_id, ["ls", "-A", "/workspace"]).stdout == ""
+    assert run(provider, machine.machine_id, "cat /workspace/note.txt") == "kept\n"
     provider.destroy(machine.machine_id)
+
+
+def test_a_resume_that_cold_boots_keeps_the_workspace(fly: StubFly, provider: FlyProvider) -> None:
+    fly.cold_resume(1.0, seed=7)
+    machine = provider.start(spec())
+    run(provider, machine.machine_id, "echo kept > /workspace/note.txt && echo gone > /home/agent/mark")
+    provider.suspend(machine.machine_id)
+    assert fly.machine(machine.machine_id)["state"] == "suspended"
+    resumed = provider.resume(machine.machine_id)
+    assert health(resumed.url)["status"] == "ok"
+    assert run(provider, machine.machine_id, "cat /workspace/note.txt; ls -A /home/agent") == "kept\n"
+    starts = [e for e in provider.api.list_events(machine.machine_id) if e.type == "start" and e.source == "user"]
+    assert starts[0].request.get("cold_boot") is True  # newest first: the resume was a cold boot
+    provider.destroy(machine.machine_id)
+
+
+def test_a_new_image_replaces_the_machine_on_the_same_volume(fly: StubFly, provider: FlyProvider) -> None:
+    old = provider.start(spec(image="agcluster/agent:v1"))
+    run(provider, old.machine_id, "echo kept > /workspace/note.txt")
+    provider.suspend(old.machine_id)
+    new = provider.start(spec(image="agcluster/agent:v2"))
+    assert new.machine_id != old.machine_id and fly.machine(old.machine_id)["state"] == "destroyed"
+    assert run(provider, new.machine_id, "cat /workspace/note.txt") == "kept\n"
+    [volume] = live_volumes(fly)
+    assert volume["attached_machine_id"] == new.machine_id
+    provider.destroy(new.machine_id)
+    assert live_volumes(fly) == []
 
 
 def test_an_agent_that_dies_leaves_a_stopped_machine_that_can_be_resumed(fly: StubFly, provider: FlyProvider) -> None:
     machine = provider.start(spec())
     fly.backend.stop(fly.state.machines[machine.machine_id].handle, "SIGKILL", 0)  # the agent crashes
-    provider.api.wait_machine(machine.machine_id, "stopped", instance_id=fly.machine(machine.machine_id)["instance_id"],
+    provider.api.wait_machine(machine.machine_id, "stopped", version=fly.machine(machine.machine_id)["instance_id"],
                               timeout=30)
     assert provider.inspect(machine.machine_id).state == "stopped"  # restart policy "no": nobody restarts it
     assert health(provider.resume(machine.machine_id).url)["status"] == "ok"
@@ -132,10 +222,33 @@ def test_an_agent_that_dies_leaves_a_stopped_machine_that_can_be_resumed(fly: St
 def test_reconciliation_sees_only_our_machines(fly: StubFly, provider: FlyProvider) -> None:
     ours = provider.start(spec())
     foreign = provider.api.create_machine({"image": "something/else", "metadata": {"team": "other"}}, skip_launch=True)
+    other_volume = provider.api.create_volume("postgres_data", size_gb=1)
     assert [m.machine_id for m in provider.list_machines()] == [ours.machine_id]
-    assert provider.list_machines()[0].session_id == "sess-1"
+    assert provider.list_machines()[0].session_id == KEY
     provider.destroy(ours.machine_id)
     provider.destroy(foreign.id)
+    provider.api.destroy_volume(other_volume.id)
+
+
+# --------------------------------------------------------------------------- the relay's view
+def test_machine_for_peer_names_the_machine_at_an_address(fly: StubFly, provider: FlyProvider) -> None:
+    other_key = str(uuid.uuid4())
+    first = provider.start(spec())
+    second = make_provider(fly).start(spec(other_key))  # started elsewhere: not in this provider's memory
+    ip_first, ip_second = (fly.machine(m.machine_id)["private_ip"] for m in (first, second))
+    since = last_seq(fly)
+    assert provider.machine_for_peer(ip_first) == KEY  # remembered when it started: no API call
+    assert fly.calls(since=since) == []
+    provider.peer_refresh_seconds = 0.0
+    assert provider.machine_for_peer(f"::ffff:{ip_second}") == other_key  # a miss refreshes the map
+    assert [c["action"] for c in fly.calls(since=since)] == ["list"]
+    provider.peer_refresh_seconds = 3600.0
+    since = last_seq(fly)
+    for _ in range(20):
+        assert provider.machine_for_peer("127.0.0.254") is None  # a stranger cannot make it list on every call
+    assert fly.calls("list", since=since) == []
+    provider.destroy(first.machine_id)
+    provider.destroy(second.machine_id)
 
 
 # --------------------------------------------------------------------------- faults
@@ -152,6 +265,7 @@ def test_5xx_on_reads_and_waits_are_retried(fly: StubFly, provider: FlyProvider)
     fly.fail_next(503, action="get", count=3)
     fly.fail_next(502, action="wait", count=2)
     fly.fail_next(500, action="lease_release", count=1)
+    fly.fail_next(503, action="volume_list", count=2)
     machine = provider.start(spec())
     assert health(machine.url)["status"] == "ok"
     provider.destroy(machine.machine_id)
@@ -165,27 +279,74 @@ def test_a_create_that_fails_after_creating_adopts_the_machine(fly: StubFly, pro
     provider.destroy(machine.machine_id)
 
 
-def test_create_failing_every_time_is_a_clear_error(fly: StubFly, provider: FlyProvider) -> None:
+def test_a_volume_create_that_fails_after_creating_adopts_the_volume(fly: StubFly, provider: FlyProvider) -> None:
+    fly.fail_next(500, action="volume_create", when="after")
+    machine = provider.start(spec())
+    assert [c["status"] for c in fly.calls("volume_create")] == [500]  # found by name, not created twice
+    assert len(live_volumes(fly)) == 1
+    provider.destroy(machine.machine_id)
+
+
+def test_create_failing_every_time_is_a_clear_error_and_leaks_no_volume(fly: StubFly, provider: FlyProvider) -> None:
     fly.fail_next(503, action="create", count=-1)
     with pytest.raises(ProviderError, match="could not create a Fly machine") as err:
         provider.start(spec())
     assert err.value.retryable and fly.count() == 0
+    assert [c["status"] for c in fly.calls("volume_create")] == [200] and live_volumes(fly) == []
 
 
-def test_no_capacity_is_a_clear_retryable_error(fly: StubFly, provider: FlyProvider) -> None:
+def test_no_capacity_is_a_clear_retryable_error_and_leaks_no_volume(fly: StubFly, provider: FlyProvider) -> None:
     fly.capacity_error()
     with pytest.raises(ProviderError, match="no capacity for a shared-cpu-1x machine") as err:
         provider.start(spec())
-    assert err.value.retryable and fly.count() == 0
+    assert err.value.retryable and fly.count() == 0 and live_volumes(fly) == []
 
 
-def test_a_machine_stuck_in_created_is_destroyed_not_leaked(fly: StubFly) -> None:
+def test_no_room_for_the_volume_is_a_clear_error_before_any_machine(fly: StubFly, provider: FlyProvider) -> None:
+    fly.fail_next(422, action="volume_create", code="volume_placement_capacity", message="no room for it")
+    with pytest.raises(ProviderError, match="no room for a 3 GB volume") as err:
+        provider.start(spec())
+    assert err.value.retryable and fly.calls("create") == [] and live_volumes(fly) == []
+
+
+def test_a_machine_stuck_in_created_is_destroyed_with_its_volume(fly: StubFly) -> None:
     fly.hold_in_created()
     impatient = make_provider(fly, start_timeout=3.0)
     with pytest.raises(ProviderError, match="did not start in 3s .*stayed created"):
         impatient.start(spec())
-    assert fly.count() == 0
-    assert "destroy" in mutating(fly)
+    assert fly.count() == 0 and live_volumes(fly) == []
+    assert "destroy" in mutating(fly) and "volume_destroy" in mutating(fly)
+
+
+def test_a_launch_whose_cleanup_also_fails_leaves_its_volume_findable(fly: StubFly) -> None:
+    """Fly down halfway through: the volume stays, listed under its session for the janitor."""
+    fly.capacity_error()
+    fly.fail_next(503, action="volume_destroy", count=-1)
+    flaky = make_provider(fly, stop_timeout=2.0)
+    with pytest.raises(ProviderError):
+        flaky.start(spec())
+    [volume] = live_volumes(fly)
+    listed = [m for m in flaky.list_machines() if m.state == VOLUME_PSEUDO_STATE]
+    assert [(m.machine_id, m.session_id) for m in listed] == [(volume["id"], KEY)]
+    fly.clear_faults()
+    flaky.destroy(volume["id"])  # what reconciliation or the janitor does with it
+    assert live_volumes(fly) == []
+
+
+def test_a_wake_that_fails_keeps_the_workspace_volume(fly: StubFly, provider: FlyProvider) -> None:
+    machine = provider.start(spec())
+    run(provider, machine.machine_id, "echo kept > /workspace/note.txt")
+    provider.destroy(machine.machine_id)  # gone; recreate a session volume with data to wake onto
+    kept = provider.start(spec())
+    run(provider, kept.machine_id, "echo kept > /workspace/note.txt")
+    provider.suspend(kept.machine_id)
+    fly.capacity_error()
+    with pytest.raises(ProviderError, match="no capacity"):
+        provider.start(spec(image="agcluster/agent:v2"))  # a replacement that cannot be placed
+    assert fly.count() == 0 and len(live_volumes(fly)) == 1  # the old machine went, the data did not
+    again = provider.start(spec(image="agcluster/agent:v2"))
+    assert run(provider, again.machine_id, "cat /workspace/note.txt") == "kept\n"
+    provider.destroy(again.machine_id)
 
 
 def test_a_wait_that_needs_several_408_rounds(fly: StubFly, provider: FlyProvider) -> None:
@@ -194,6 +355,24 @@ def test_a_wait_that_needs_several_408_rounds(fly: StubFly, provider: FlyProvide
     started_waits = [c["status"] for c in fly.calls("wait") if c["query"]["state"] == "started"]
     assert started_waits == [408, 408, 408, 200]
     provider.destroy(machine.machine_id)
+
+
+def test_the_start_lease_is_refreshed_through_a_slow_first_start(fly: StubFly) -> None:
+    """A start that takes longer than the lease's TTL keeps the lease: nobody can cut in."""
+    fly.hold_in_created()
+    patient = make_provider(fly, lease_ttl=2)
+    result: list[BaseException | None] = []
+    worker = threading.Thread(target=lambda: result.append(_run(patient.start, spec())))
+    worker.start()
+    _poll(lambda: len([c for c in fly.calls("lease_refresh") if c["status"] == 200]) >= 2)
+    machine_id = fly.machines()[0]["id"]
+    intruder = FlyMachinesClient(APP, TOKEN, fly.url, retry=RetryPolicy(attempts=1))
+    with pytest.raises(Exception, match="409"):
+        intruder.acquire_lease(machine_id, ttl=5, description="someone else")
+    fly.release_held()
+    worker.join(timeout=60)
+    assert result == [None]
+    patient.destroy(machine_id)
 
 
 def test_a_lease_held_by_someone_else_is_waited_for(fly: StubFly, provider: FlyProvider) -> None:
@@ -229,15 +408,54 @@ def test_destroying_a_running_machine_whose_stop_fails_forces_it(fly: StubFly, p
     provider.destroy(machine.machine_id)
     destroys = fly.calls("destroy")
     assert [(c["query"].get("force"), c["status"]) for c in destroys] == [(None, 412), ("true", 200)]
-    assert fly.count() == 0
+    assert fly.count() == 0 and live_volumes(fly) == []
+
+
+def test_a_machine_on_an_unreachable_host_is_left_alone(fly: StubFly, provider: FlyProvider) -> None:
+    machine = provider.start(spec())
+    run(provider, machine.machine_id, "echo kept > /workspace/note.txt")
+    fly.host_unreachable(machine.machine_id)
+    seen = provider.inspect(machine.machine_id)
+    assert seen is not None and seen.state == "unknown" and seen.url == ""
+    assert [(m.machine_id, m.session_id) for m in provider.list_machines()] == [(machine.machine_id, KEY)]
+    since = last_seq(fly)
+    with pytest.raises(ProviderError, match="unreachable") as err:
+        provider.start(spec())  # a wake: neither replaced nor given a second volume
+    assert err.value.retryable
+    with pytest.raises(ProviderError, match="unreachable"):
+        provider.resume(machine.machine_id)
+    with pytest.raises(ProviderError, match="unreachable"):
+        provider.destroy(machine.machine_id)
+    assert mutating(fly, since) == [] and fly.count() == 1 and len(live_volumes(fly)) == 1
+    fly.host_unreachable(machine.machine_id, False)  # the host comes back: everything is still there
+    assert run(provider, machine.machine_id, "cat /workspace/note.txt") == "kept\n"
+    provider.destroy(machine.machine_id)
 
 
 def test_everything_works_under_flys_rate_limits(fly: StubFly, provider: FlyProvider) -> None:
+    """The client paces itself inside Fly's documented limits; what Fly still refuses with a
+    429 is retried, and every step completes."""
     fly.rate_limits(True)
     machine = provider.start(spec())
+    states = [fly.machine(machine.machine_id)["state"]]
     provider.suspend(machine.machine_id)
+    states.append(fly.machine(machine.machine_id)["state"])
     provider.resume(machine.machine_id)
+    states.append(fly.machine(machine.machine_id)["state"])
     provider.destroy(machine.machine_id)
+    states.append(fly.machine(machine.machine_id)["state"])
+    assert states == ["started", "suspended", "started", "destroyed"] and live_volumes(fly) == []
+    calls = fly.calls()
+    assert {c["status"] for c in calls} <= {200, 201, 204, 404, 429}, dump_calls(calls)
+    for i, call in enumerate(calls):  # every refusal was followed by the same call succeeding
+        if call["status"] == 429:
+            later = [c for c in calls[i + 1:] if (c["action"], c["machine_id"]) == (call["action"], call["machine_id"])]
+            assert later and later[0]["status"] in (200, 201, 204), dump_calls(calls)
+    assert mutating(fly) == [a for a in mutating(fly) if a]  # nothing unrecorded
+
+
+def dump_calls(calls: list[dict]) -> str:
+    return "\n".join(f"{c['seq']} {c['action']} {c['machine_id']} {c['status']}" for c in calls)
 
 
 def _run(fn: Callable[..., object], *args: object) -> BaseException | None:

@@ -55,6 +55,13 @@ class FakeBackend:
     def __init__(self) -> None:
         self.handles: list[FakeHandle] = []
         self.stop_gate: threading.Event | None = None
+        self.volumes: set[str] = set()
+
+    def create_volume(self, volume_id: str) -> None:
+        self.volumes.add(volume_id)
+
+    def destroy_volume(self, volume_id: str) -> None:
+        self.volumes.discard(volume_id)
 
     def start(self, spec: RunSpec) -> FakeHandle:
         handle = FakeHandle(spec)
@@ -116,7 +123,7 @@ def api(stub: StubFly) -> Iterator[FlyMachinesClient]:
 
 def started(api: FlyMachinesClient, **config: Any) -> str:
     machine = api.create_machine({**CONFIG, **config})
-    api.wait_machine(machine.id, "started", instance_id=machine.instance_id, timeout=10)
+    api.wait_machine(machine.id, "started", version=machine.instance_id, timeout=10)
     return machine.id
 
 
@@ -133,7 +140,7 @@ def test_machines_have_fly_shaped_ids_addresses_and_events(api: FlyMachinesClien
     assert re.fullmatch(r"127\.0\.\d+\.\d+", created.private_ip)
     assert created.state == "created" and created.name == "agcluster-s1" and created.region == "ams"
     assert created.config["guest"] == {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256}
-    api.wait_machine(created.id, "started", instance_id=created.instance_id, timeout=10)
+    api.wait_machine(created.id, "started", version=created.instance_id, timeout=10)
     machine = api.get_machine(created.id)
     assert machine.state == "started" and machine.private_ip == created.private_ip
     events = api.list_events(created.id)
@@ -179,10 +186,22 @@ def test_metadata_endpoints(api: FlyMachinesClient) -> None:
     {"image": ""},
     {"size": "shared-cpu-2x"},  # size together with guest
     {"restart": {"policy": "sometimes"}},
+    {"guest": {"cpu_kind": "performance", "cpus": 3, "memory_mb": 6144}},     # 3 is not sold
+    {"guest": {"cpu_kind": "performance", "cpus": 2, "memory_mb": 4352}},     # not a 1024 MB step
+    {"mounts": [{"volume": "vol_x", "path": "relative"}]},
+    {"mounts": [{"volume": "vol_x", "path": "/a"}, {"volume": "vol_y", "path": "/b"}]},  # one volume per machine
+    {"rootfs": {"persist": "always"}},                                          # not modelled: refused, not ignored
 ])
 def test_invalid_configs_are_400_in_flys_error_shape(stub: StubFly, config: dict[str, Any]) -> None:
     resp = raw(stub, "POST", "", json={"config": {**CONFIG, **config}})
     assert resp.status_code == 400 and set(resp.json()) == {"error"} and resp.json()["error"]
+
+
+def test_performance_guests_are_flys_presets(api: FlyMachinesClient) -> None:
+    for cpus in (6, 10, 12, 14):
+        machine = api.create_machine({**CONFIG, "guest": {"cpu_kind": "performance", "cpus": cpus,
+                                                          "memory_mb": 2048 * cpus + 1024}}, skip_launch=True)
+        assert machine.config["guest"]["cpus"] == cpus
 
 
 def test_size_presets_expand_into_a_guest(api: FlyMachinesClient) -> None:
@@ -217,7 +236,7 @@ def test_wait_timeout_must_be_within_one_and_sixty_seconds(stub: StubFly, api: F
     resp = raw(stub, "GET", f"/{machine_id}/wait", params={"state": "starting"})
     assert resp.status_code == 400
     resp = raw(stub, "GET", f"/{machine_id}/wait", params={"state": "stopped", "timeout": "1"})
-    assert resp.status_code == 400 and "instance_id" in resp.json()["error"]
+    assert resp.status_code == 400 and "version" in resp.json()["error"]
 
 
 def test_wait_answers_408_at_its_deadline(stub: StubFly, api: FlyMachinesClient) -> None:
@@ -249,21 +268,125 @@ def test_destroying_a_running_machine_needs_force(api: FlyMachinesClient) -> Non
     api.wait_machine(machine_id, "destroyed", timeout=10)
 
 
+def test_a_suspended_machine_is_destroyed_without_force(api: FlyMachinesClient) -> None:
+    machine_id = started(api)
+    api.suspend_machine(machine_id)
+    api.wait_machine(machine_id, "suspended", timeout=10)
+    api.destroy_machine(machine_id)
+    api.wait_machine(machine_id, "destroyed", timeout=10)
+
+
+@pytest.mark.parametrize(("config", "why"), [
+    ({"guest": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 4096}}, "4096 MB of memory"),
+    ({"init": {"swap_size_mb": 512}}, "swap"),
+    ({"schedule": "daily"}, "schedule"),
+])
+def test_suspend_is_refused_where_fly_refuses_it(api: FlyMachinesClient, config: dict[str, Any], why: str) -> None:
+    machine_id = started(api, **config)
+    with pytest.raises(FlyPreconditionFailed, match=why):
+        api.suspend_machine(machine_id)
+    assert api.get_machine(machine_id).state == "started"
+
+
+def test_a_resume_may_cold_boot_seeded(stub: StubFly, api: FlyMachinesClient, backend: FakeBackend) -> None:
+    def resumes_cold(seed: int, n: int = 8) -> list[bool]:
+        stub.cold_resume(0.5, seed=seed)
+        machine_id = started(api)
+        cold = []
+        for _ in range(n):
+            before = len(backend.handles)
+            api.suspend_machine(machine_id)
+            api.wait_machine(machine_id, "suspended", timeout=10)
+            api.start_machine(machine_id)
+            api.wait_machine(machine_id, "started", timeout=10)
+            cold.append(len(backend.handles) > before)  # a new VM from a fresh rootfs, not the frozen one
+            if cold[-1]:
+                assert backend.handles[-2].exited.is_set()  # the discarded snapshot's VM is gone
+        return cold
+
+    first, again = resumes_cold(seed=3), resumes_cold(seed=3)
+    assert first == again and True in first and False in first  # repeatable, and both outcomes happen
+    assert any(e.type == "start" and e.request.get("cold_boot") for m in api.list_machines()
+               for e in api.list_events(m.id))  # the machine's events say which starts were cold
+
+
+# --------------------------------------------------------------------------- volumes
+def test_volumes_are_created_listed_attached_and_destroyed(stub: StubFly, api: FlyMachinesClient,
+                                                           backend: FakeBackend) -> None:
+    volume = api.create_volume("ws_one", size_gb=3, region="ams", compute={"cpu_kind": "shared", "cpus": 1})
+    assert re.fullmatch(r"vol_[a-z0-9]{16}", volume.id) and (volume.size_gb, volume.region) == (3, "ams")
+    assert volume.id in backend.volumes
+    machine = api.create_machine({**CONFIG, "mounts": [{"volume": volume.id, "path": "/workspace"}]})
+    assert machine.region == "ams"  # placed where its volume is
+    api.wait_machine(machine.id, "started", timeout=10)
+    assert backend.handles[-1].spec.mounts == ((volume.id, "/workspace"),)
+    assert api.get_volume(volume.id).attached_machine_id == machine.id
+    with pytest.raises(FlyPreconditionFailed, match="attached"):
+        api.destroy_volume(volume.id)  # not while its machine exists
+    with pytest.raises(FlyPreconditionFailed, match="already attached"):
+        api.create_machine({**CONFIG, "mounts": [{"volume": volume.id, "path": "/data"}]})
+    api.destroy_machine(machine.id, force=True)
+    api.wait_machine(machine.id, "destroyed", timeout=10)
+    assert api.get_volume(volume.id).attached_machine_id is None
+    api.destroy_volume(volume.id)
+    [listed] = api.list_volumes()
+    assert listed.id == volume.id and listed.state == "pending_destroy" and listed.gone  # still listed, as on Fly
+    assert volume.id not in backend.volumes and stub.volume_count() == 0
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    ({"name": "Has-Caps", "size_gb": 1}, "volume name"),
+    ({"name": "x" * 31, "size_gb": 1}, "volume name"),
+    ({"name": "ok", "size_gb": 0}, "size_gb"),
+    ({"name": "ok", "size_gb": 501}, "size_gb"),
+    ({"name": "ok", "size_gb": "10"}, "size_gb"),
+    ({"name": "ok", "region": "chicago"}, "region"),
+    ({"name": "ok", "compute": {"cpus": 3}}, "CPUs"),
+])
+def test_volume_rules(stub: StubFly, body: dict[str, Any], why: str) -> None:
+    resp = httpx.post(f"{stub.url}/v1/apps/{APP}/volumes", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status_code == 400 and why in resp.json()["error"]
+
+
+def test_a_machine_mounts_only_a_volume_in_its_region(api: FlyMachinesClient) -> None:
+    volume = api.create_volume("ws_far", size_gb=1, region="syd")
+    with pytest.raises(FlyBadRequest, match="region syd"):
+        api.create_machine({**CONFIG, "mounts": [{"volume": volume.id, "path": "/workspace"}]}, region="ord")
+    with pytest.raises(FlyNotFound):
+        api.create_machine({**CONFIG, "mounts": [{"volume": "vol_doesnotexist0000", "path": "/workspace"}]})
+
+
+def test_a_machine_on_an_unreachable_host(stub: StubFly, api: FlyMachinesClient) -> None:
+    volume = api.create_volume("ws_host", size_gb=1)
+    machine_id = started(api, mounts=[{"volume": volume.id, "path": "/workspace"}])
+    stub.host_unreachable(machine_id)
+    answer = raw(stub, "GET", f"/{machine_id}").json()
+    assert answer["host_status"] == "unknown" and "config" not in answer
+    assert answer["incomplete_config"]["metadata"] == CONFIG["metadata"] and "env" not in answer["incomplete_config"]
+    assert [m.id for m in api.list_machines(metadata={"agcluster_session": "s1"})] == [machine_id]
+    assert not api.get_volume(volume.id).host_ok
+    for method, path in (("POST", f"/{machine_id}/stop"), ("POST", f"/{machine_id}/suspend"),
+                         ("DELETE", f"/{machine_id}"), ("POST", f"/{machine_id}/lease")):
+        assert raw(stub, method, path).status_code == 503
+    stub.host_unreachable(machine_id, False)
+    assert api.get_machine(machine_id).host_ok and api.get_volume(volume.id).host_ok
+
+
 def test_stop_suspend_start_cycle(api: FlyMachinesClient, backend: FakeBackend) -> None:
     machine_id = started(api)
     instance = api.get_machine(machine_id).instance_id
     api.suspend_machine(machine_id)
-    api.wait_machine(machine_id, "suspended", instance_id=instance, timeout=10)
+    api.wait_machine(machine_id, "suspended", version=instance, timeout=10)
     assert backend.handles[-1].frozen
     with pytest.raises(FlyPreconditionFailed):
         api.suspend_machine(api.create_machine(CONFIG, skip_launch=True).id)
     assert api.start_machine(machine_id)["previous_state"] == "suspended"
-    api.wait_machine(machine_id, "started", instance_id=instance, timeout=10)
+    api.wait_machine(machine_id, "started", version=instance, timeout=10)
     assert not backend.handles[-1].frozen and len(backend.handles) == 1  # resumed, not rebooted
     api.stop_machine(machine_id, signal="SIGTERM", timeout=5)
-    api.wait_machine(machine_id, "stopped", instance_id=instance, timeout=10)
+    api.wait_machine(machine_id, "stopped", version=instance, timeout=10)
     api.start_machine(machine_id)
-    api.wait_machine(machine_id, "started", instance_id=instance, timeout=10)
+    api.wait_machine(machine_id, "started", version=instance, timeout=10)
     assert len(backend.handles) == 2  # a stopped machine boots again from a fresh rootfs
 
 
@@ -277,7 +400,7 @@ def test_update_replaces_the_version_and_start_is_412_while_replacing(stub: Stub
     refused = raw(stub, "POST", f"/{machine_id}/start")
     assert refused.status_code == 412 and "'replacing'" in refused.json()["error"]
     backend.stop_gate.set()
-    api.wait_machine(machine_id, "started", instance_id=updated.instance_id, timeout=10)
+    api.wait_machine(machine_id, "started", version=updated.instance_id, timeout=10)
     assert backend.handles[-1].spec.env["A"] == "2"
     with pytest.raises(FlyPreconditionFailed):
         api.update_machine(machine_id, CONFIG, current_version=old)
@@ -287,7 +410,7 @@ def test_restart_policy_decides_what_an_exit_does(api: FlyMachinesClient, backen
     machine_id = started(api)
     instance = api.get_machine(machine_id).instance_id
     backend.crash(1)
-    api.wait_machine(machine_id, "stopped", instance_id=instance, timeout=10)
+    api.wait_machine(machine_id, "stopped", version=instance, timeout=10)
     assert api.list_events(machine_id)[0].type == "exit"
     always = started(api, restart={"policy": "always"})
     backend.crash(0)
