@@ -27,6 +27,7 @@ def _json_object() -> dict[str, Any]:
 @agent_bp.get("/health")
 def health():  # type: ignore[no-untyped-def]
     runner = _runner()
+    runner.prefetch()
     return jsonify(status="ok", configured=runner.configured, busy=runner.busy, session_id=runner.session_id,
                    claude_session_id=runner.claude_session_id,
                    effective_config={**runner.effective, "cli": runner.cli_init} if runner.effective else {})

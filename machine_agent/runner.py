@@ -4,6 +4,9 @@ The HTTP server is threaded; the SDK is asyncio. A single loop thread owns the c
 its subprocess and streams never cross threads; HTTP handlers submit coroutines to it and
 read events from a queue. A turn runs to completion in the loop even if the HTTP reader
 goes away, so a reconnecting control plane loses nothing.
+
+The SDK (and, through it, the MCP types and pydantic: ~0.45 s of imports) is imported at
+``/configure``, not at start-up, so a fresh machine answers ``/health`` without it.
 """
 
 from __future__ import annotations
@@ -14,24 +17,18 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import replace
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from claude_agent_sdk import (
-    ClaudeSDKClient,
-    PermissionResultAllow,
-    PermissionResultDeny,
-    PermissionUpdate,
-    ToolPermissionContext,
-)
-from claude_agent_sdk.types import PermissionRuleValue
-
-from machine_agent.convert import EventConverter
-from machine_agent.session_store import ControlPlaneSessionStore
-from machine_agent.options import MachineContext, build_options, effective_summary
 from wire.errors import Conflict, NotFound
 from wire.events import make_event
+
+if TYPE_CHECKING:
+    from claude_agent_sdk import ClaudeSDKClient, ToolPermissionContext
+
+    from machine_agent.convert import EventConverter
+    from machine_agent.session_store import ControlPlaneSessionStore
 
 _END = object()
 STDERR_LINES = 40
@@ -54,8 +51,23 @@ class AgentRunner:
         self._configure_lock = threading.Lock()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._options: Any = None
+        self._store: ControlPlaneSessionStore | None = None
+        self._prefetch: threading.Thread | None = None
+        self._prefetch_lock = threading.Lock()
         self._events: queue.Queue[Any] | None = None
         self._permission_waiters: dict[str, asyncio.Future[tuple[str, str]]] = {}
+
+    def prefetch(self) -> None:
+        """Import what ``configure`` needs, in the background, once.
+
+        Called when ``/health`` is first answered: by then the machine is visibly up, and
+        ``/configure`` (which follows at once on a cold launch, or much later for a machine
+        waiting in the warm pool) finds the SDK imported or being imported.
+        """
+        with self._prefetch_lock:  # not the configure lock: /health must never wait
+            if self._prefetch is None:
+                self._prefetch = threading.Thread(target=_import_sdk, name="sdk-import", daemon=True)
+                self._prefetch.start()
 
     @property
     def configured(self) -> bool:
@@ -82,15 +94,24 @@ class AgentRunner:
                 if session_id == self.session_id:
                     return self.effective
                 raise Conflict("this machine is already configured for another session")
+            from claude_agent_sdk import ClaudeSDKClient
+
+            from machine_agent.convert import EventConverter
+            from machine_agent.options import MachineContext, build_options, effective_summary
+            from machine_agent.session_store import ControlPlaneSessionStore
+
             ctx = MachineContext(self.workspace, self.home, relay_url, relay_token)
             asks = config.get("permission_mode") == "default"
+            self._store = ControlPlaneSessionStore(relay_url, relay_token)
             self._options = replace(
                 build_options(config, ctx, mcp_env=mcp_env, resume=resume, stderr=self._stderr.append,
                               can_use_tool=self._can_use_tool if asks else None),
-                session_store=ControlPlaneSessionStore(relay_url, relay_token),
+                session_store=self._store,
             )
             client = ClaudeSDKClient(self._options)
             self._submit(client.connect(), timeout=120)
+            # While the answer goes out, not before it: the first turn's flush finds it ready.
+            asyncio.run_coroutine_threadsafe(self._store.warm(), self._loop)
             self._client = client
             self.session_id = session_id
             self._converter = EventConverter(session_id)
@@ -123,6 +144,9 @@ class AgentRunner:
 
     async def _can_use_tool(self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext) -> Any:
         """Ask the user through the event stream; silence past the timeout is a denial."""
+        from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny, PermissionUpdate
+        from claude_agent_sdk.types import PermissionRuleValue
+
         request_id = f"perm_{uuid.uuid4().hex[:16]}"
         future: asyncio.Future[tuple[str, str]] = self._loop.create_future()
         self._permission_waiters[request_id] = future
@@ -144,10 +168,16 @@ class AgentRunner:
         return PermissionResultDeny(message=message or "The user denied this tool call.")
 
     def shutdown(self) -> None:
+        """Stop the CLI (the SDK flushes the transcript mirror on disconnect), then the loop."""
         if self._client is not None:
             try:
                 self._submit(self._client.disconnect(), timeout=10)
             except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+        if self._store is not None:
+            try:
+                self._submit(self._store.close(), timeout=5)
+            except Exception:  # noqa: BLE001
                 pass
         self._loop.call_soon_threadsafe(self._loop.stop)
 
@@ -185,6 +215,8 @@ class AgentRunner:
             pass
         if self._options is None:
             return
+        from claude_agent_sdk import ClaudeSDKClient
+
         resume = self.claude_session_id or self._options.resume
         client = ClaudeSDKClient(replace(self._options, resume=resume))
         try:
@@ -195,6 +227,12 @@ class AgentRunner:
 
     def _submit(self, coro: Any, timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+
+def _import_sdk() -> None:
+    import machine_agent.convert  # noqa: F401 - imports the SDK
+    import machine_agent.options  # noqa: F401
+    import machine_agent.session_store  # noqa: F401 - imports httpx
 
 
 def _drain(events: queue.Queue[Any]) -> Iterator[dict[str, Any]]:
