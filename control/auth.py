@@ -1,23 +1,25 @@
-"""Who is asking, and may they touch this session?
+"""Who is asking: the request (or WebSocket greeting) turned into a :class:`Caller`.
 
 ``AUTH_MODE=none``: no accounts; a session is opened by the Anthropic key it was launched
 with (``Authorization: Bearer <key>``). ``AUTH_MODE=token``: every API request carries an
 AgCluster token as Bearer, the Anthropic key moves to ``X-Anthropic-Api-Key``, and a
-session is visible only to its owner and to admins. Anything not visible is a 404, so a
-denial never confirms that a session exists.
+session is visible only to its owner and to admins. What a caller may do with a session
+is decided in one place, ``SessionService.open``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import g, request
 
 from control.accounts import Principal
 from control.context import bearer, ctx
-from control.secrets import key_matches
-from control.store import SessionRow
-from wire.errors import Forbidden, NotFound, Unauthorized
+from control.sessions import Caller
+from wire.errors import Forbidden, Unauthorized
 
 PUBLIC_PREFIXES = ("/health", "/openapi.json", "/ui/", "/relay/", "/docs")
+"""Open in ``AUTH_MODE=token`` too (the relay has its own token); the OpenAPI document says so."""
 ANTHROPIC_KEY_HEADER = "X-Anthropic-Api-Key"
 
 
@@ -26,7 +28,7 @@ def token_mode() -> bool:
 
 
 def current_principal() -> Principal | None:
-    """The caller in token mode (401 without a valid token); None in ``none`` mode."""
+    """The caller's account in token mode (401 without a valid token); None in ``none`` mode."""
     if not token_mode():
         return None
     if "principal" not in g:
@@ -35,7 +37,33 @@ def current_principal() -> Principal | None:
             _audit_denial(None, "missing or invalid token")
             raise Unauthorized("send an AgCluster API token as 'Authorization: Bearer agc_...'")
         g.principal = principal
-    return g.principal
+    known: Principal = g.principal
+    return known
+
+
+def current_caller() -> Caller:
+    """The caller of this request, as the session service wants it."""
+    origin = f"{request.method} {request.path}"[:200]
+    principal = current_principal()
+    if principal is None:
+        return Caller(key=bearer(), rate_key=request.remote_addr or "local", origin=origin)
+    return Caller(user_id=principal.user_id, is_admin=principal.is_admin,
+                  key=request.headers.get(ANTHROPIC_KEY_HEADER) or None, rate_key=principal.user_id, origin=origin)
+
+
+def socket_caller(hello: dict[str, Any]) -> Caller:
+    """The caller of a WebSocket, from its first message (browsers cannot set headers
+    there): ``{"api_key"}`` in none mode, ``{"token", "api_key"?}`` in token mode."""
+    key = hello.get("api_key")
+    key = str(key) if key else None
+    if not token_mode():
+        return Caller(key=key, rate_key=request.remote_addr or "local", origin="websocket")
+    principal = ctx().accounts.authenticate(str(hello.get("token") or ""))
+    if principal is None:
+        _audit_denial(None, "missing or invalid token (websocket)")
+        raise Unauthorized("send an AgCluster token as 'token' in the first message")
+    return Caller(user_id=principal.user_id, is_admin=principal.is_admin, key=key, rate_key=principal.user_id,
+                  origin="websocket")
 
 
 def require_token_for_api() -> None:
@@ -46,44 +74,12 @@ def require_token_for_api() -> None:
         current_principal()
 
 
-def owner_id() -> str | None:
-    principal = current_principal()
-    return principal.user_id if principal else None
-
-
-def anthropic_key() -> str | None:
-    return request.headers.get(ANTHROPIC_KEY_HEADER) or None if token_mode() else bearer()
-
-
-def authorized_session(session_id: str) -> SessionRow:
-    app = ctx()
-    if not token_mode():
-        return app.sessions.authorize(session_id, bearer())
-    principal = current_principal()
-    assert principal is not None
-    row = app.store.get_session(session_id)
-    if row is None or (row.owner != principal.user_id and not principal.is_admin):
-        _audit_denial(principal.user_id, f"session {session_id[:64]}")
-        raise NotFound(f"no session {session_id!r}")
-    key = anthropic_key()
-    if key is not None:
-        if not key_matches(key, row.key_salt, row.key_hash):
-            raise Forbidden(f"{ANTHROPIC_KEY_HEADER} does not match the key this session was launched with")
-        app.vault.put(row.id, key)
-    return row
-
-
 def require_admin() -> Principal | None:
     principal = current_principal()
     if principal is not None and not principal.is_admin:
         _audit_denial(principal.user_id, request.path)
         raise Forbidden("admins only")
     return principal
-
-
-def rate_key() -> str:
-    principal = current_principal()
-    return principal.user_id if principal else (request.remote_addr or "local")
 
 
 def _audit_denial(actor: str | None, target: str) -> None:

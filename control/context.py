@@ -1,8 +1,16 @@
-"""The objects a request needs, built once by the app factory and found in one place."""
+"""The objects a request needs, built once by the app factory and found in one place.
+
+Building them has no side effects: :meth:`AgCluster.start` begins the background work
+(reconcile with the provider, warm the pool, the janitor) and :meth:`AgCluster.stop` ends
+it. ``agcluster serve`` calls them when its worker loads the app and when it exits; a test
+that builds an app in-process starts nothing unless it asks.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+from dataclasses import dataclass, field
 
 import requests
 from flask import current_app, request
@@ -12,12 +20,14 @@ from control.configs import ConfigCatalog
 from control.providers.base import Provider
 from control.quotas import Quotas
 from control.secrets import KeyVault, TokenMinter
-from control.sessions import SessionService
+from control.sessions import Janitor, SessionService
 from control.settings import Settings
 from control.store import Store
 
+log = logging.getLogger(__name__)
 
-@dataclass
+
+@dataclass(kw_only=True)
 class AgCluster:
     settings: Settings
     store: Store
@@ -29,10 +39,41 @@ class AgCluster:
     relay_http: requests.Session
     accounts: Accounts
     quotas: Quotas
+    janitor: Janitor
+    _state: str = field(default="built", init=False, repr=False)
+    _state_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def start(self) -> None:
+        """Reconcile SQLite with the provider, warm the pool and start the janitor (once)."""
+        with self._state_lock:
+            if self._state != "built":
+                return
+            self._state = "started"
+        report = self.sessions.lifecycle.reconcile()
+        if any(report.values()):
+            log.info("reconciled sessions with %s: %s", self.provider.name, report)
+        default = self.catalog.presets.get("code-assistant")
+        if default is not None:
+            self.sessions.pool.warm(default.get("image") or None, self.sessions.machines.resource_limits(default))
+        self.janitor.start()
+
+    def stop(self) -> None:
+        """Stop the janitor and the pool, release the provider and close the database.
+        Machines are left to the provider (the local provider's die with the process)."""
+        with self._state_lock:
+            if self._state == "stopped":
+                return
+            self._state = "stopped"
+        self.janitor.stop()
+        self.sessions.close()
+        self.provider.close()
+        self.relay_http.close()
+        self.store.close()
 
 
 def ctx() -> AgCluster:
-    return current_app.extensions["agcluster"]
+    ext: AgCluster = current_app.extensions["agcluster"]
+    return ext
 
 
 def bearer() -> str | None:

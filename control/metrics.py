@@ -204,8 +204,8 @@ def registry_for(app: Flask) -> CollectorRegistry:
     registry = app.extensions.get("agcluster_metrics")
     if registry is None:
         registry = CollectorRegistry()
-        registry.register(_Shared())  # type: ignore[arg-type]
-        registry.register(StateCollector(app))  # type: ignore[arg-type]
+        registry.register(_Shared())
+        registry.register(StateCollector(app))
         app.extensions["agcluster_metrics"] = registry
     return registry
 

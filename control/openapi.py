@@ -116,7 +116,7 @@ _ARG = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?
 _CONVERTER_TYPES = {"int": {"type": "integer"}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"}}
 
 
-def _custom_fields(self: Any, field_: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def _custom_fields(self: Any, field_: fields.Field[Any], ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """apispec attribute function for the config schema's own field types, and for
     ``Length`` on a ``Dict`` (apispec writes maxLength, which JSON Schema ignores on objects)."""
     if isinstance(field_, fields.Dict):
@@ -165,7 +165,8 @@ def _security(auth: str, mode: str, path: str) -> list[dict[str, list[str]]]:
         if auth in ("session", "launch"):
             return [{"agclusterToken": [], "anthropicKey": []}, {"agclusterToken": []}]
         return [{"agclusterToken": []}]
-    return {"session": [{"launchKey": []}], "owner": [{"ownerSecret": []}]}.get(auth, [])
+    by_auth: dict[str, list[dict[str, list[str]]]] = {"session": [{"launchKey": []}], "owner": [{"ownerSecret": []}]}
+    return by_auth.get(auth, [])
 
 
 def _path_of(rule: Rule) -> tuple[str, list[dict[str, Any]]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 
 from control.settings import Settings
 from control.store import Store
@@ -19,26 +21,46 @@ WINDOW = 60.0
 
 
 class Quotas:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.store = store
-        self._hits: dict[str, list[float]] = {}
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+        self._pruned_at = clock()
 
     def check_rate(self, who: str) -> None:
         """Sliding one-minute window per principal (or client address)."""
         limit = self.settings.rate_limit_per_minute
         if limit <= 0:
             return
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
-            hits = [t for t in self._hits.get(who, []) if now - t < WINDOW]
+            if now - self._pruned_at >= WINDOW:
+                self._prune(now)
+            hits = self._hits.setdefault(who, deque())
+            while hits and now - hits[0] >= WINDOW:
+                hits.popleft()
             if len(hits) >= limit:
-                retry = math.ceil(WINDOW - (now - hits[0]))
-                self._hits[who] = hits
+                retry = max(1, math.ceil(WINDOW - (now - hits[0])))
                 raise RateLimited(f"too many requests: {limit} a minute", details={"retry_after": retry})
             hits.append(now)
-            self._hits[who] = hits
+
+    def prune(self) -> None:
+        """Forget callers with no request in the last window (also done once a window by
+        ``check_rate``, so the table holds only recent callers)."""
+        with self._lock:
+            self._prune(self._clock())
+
+    def _prune(self, now: float) -> None:
+        for who in [w for w, hits in self._hits.items() if not hits or now - hits[-1] >= WINDOW]:
+            del self._hits[who]
+        self._pruned_at = now
+
+    def tracked(self) -> int:
+        """Callers currently tracked by the rate limit (for tests and debugging)."""
+        with self._lock:
+            return len(self._hits)
 
     def check_launch(self, owner: str | None) -> None:
         s = self.settings

@@ -61,16 +61,24 @@ class TokenMinter:
 
 
 class KeyVault:
-    """Session id → the user's Anthropic key, in this process's memory only."""
+    """Session id → the user's Anthropic key, in this process's memory only.
 
-    def __init__(self) -> None:
+    Each key held is also known to the log redactor, for exactly as long as some session
+    holds it (the same key may open many sessions)."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
         self._keys: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._redactor = redactor or REDACTOR
 
     def put(self, session_id: str, key: str) -> None:
         with self._lock:
+            old = self._keys.get(session_id)
             self._keys[session_id] = key
-        REDACTOR.add(key)
+        if old != key:
+            self._redactor.add(key)
+            if old is not None:
+                self._redactor.discard(old)
 
     def get(self, session_id: str) -> str | None:
         with self._lock:
@@ -78,27 +86,62 @@ class KeyVault:
 
     def forget(self, session_id: str) -> None:
         with self._lock:
-            self._keys.pop(session_id, None)
+            old = self._keys.pop(session_id, None)
+        if old is not None:
+            self._redactor.discard(old)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
 
 
 class Redactor(logging.Filter):
-    """Replaces every known secret and anything shaped like a key in log records."""
+    """Replaces every known secret and anything shaped like a key in log records.
+
+    Known secrets are counted (added once per holder, discarded when the holder forgets
+    them) and matched with one compiled alternation, rebuilt only when the set changes,
+    so a record costs one scan however many sessions there are."""
 
     PATTERNS = [re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), re.compile(r"agr\.[A-Za-z0-9_\-]+\.[0-9a-f]{64}"),
                 re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{12,}")]
 
     def __init__(self) -> None:
         super().__init__()
-        self._known: set[str] = set()
+        self._counts: dict[str, int] = {}
+        self._known: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
 
     def add(self, secret: str) -> None:
-        if secret and len(secret) >= 6:
-            self._known.add(secret)
+        if not secret or len(secret) < 6:
+            return
+        with self._lock:
+            self._counts[secret] = self._counts.get(secret, 0) + 1
+            if self._counts[secret] == 1:
+                self._rebuild()
+
+    def discard(self, secret: str) -> None:
+        with self._lock:
+            count = self._counts.get(secret, 0)
+            if count > 1:
+                self._counts[secret] = count - 1
+            elif count == 1:
+                del self._counts[secret]
+                self._rebuild()
+
+    def known(self) -> int:
+        """How many distinct secrets are known (for tests and debugging)."""
+        with self._lock:
+            return len(self._counts)
+
+    def _rebuild(self) -> None:
+        # Longest first, so a secret that contains another is replaced whole.
+        secrets_ = sorted(self._counts, key=len, reverse=True)
+        self._known = re.compile("|".join(map(re.escape, secrets_))) if secrets_ else None
 
     def redact(self, text: str) -> str:
-        for secret in list(self._known):
-            if secret in text:
-                text = text.replace(secret, "[REDACTED]")
+        known = self._known
+        if known is not None:
+            text = known.sub("[REDACTED]", text)
         for pattern in self.PATTERNS:
             text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[REDACTED]", text)
         return text

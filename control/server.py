@@ -1,8 +1,10 @@
 """Serve the control plane with gunicorn's gevent worker.
 
-One worker process on purpose: users' keys live only in this process's memory (§7), and
+One worker process on purpose: users' keys live only in this process's memory, and
 greenlets hold thousands of idle SSE streams cheaply. Nothing heavy is imported here,
-because the worker monkey-patches before it loads the app.
+because the worker monkey-patches before it loads the app (docs/ARCHITECTURE.md,
+"Concurrency"). The worker starts the app's background work after loading it and stops it
+when it exits.
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ class ControlPlaneServer(BaseApplication):  # type: ignore[misc]
         configure_logging()
         from control.app import create_app
 
-        return create_app(self.settings)
+        app = create_app(self.settings)
+        app.extensions["agcluster"].start()
+        return app
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
+    """Flush and stop background work: the janitor, the warm pool, the provider, SQLite."""
     app = getattr(worker, "wsgi", None)
     if app is not None and "agcluster" in getattr(app, "extensions", {}):
-        from control.app import shutdown
-
-        shutdown(app)
+        app.extensions["agcluster"].stop()

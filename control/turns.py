@@ -168,6 +168,11 @@ class TurnHub:
             for follower in channel.followers:
                 follower.put(None)
 
+    def tracked(self) -> int:
+        """Sessions with a channel in memory (freed by :meth:`forget`)."""
+        with self._lock:
+            return len(self._channels)
+
     def _channel(self, session_id: str) -> _Channel:
         channel = self._channels.get(session_id)
         if channel is None:

@@ -7,10 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from control.auth import anthropic_key, authorized_session, current_principal, owner_id, rate_key
+from control.auth import current_caller
 from control.context import ctx
 from control.export import export_json, export_markdown
-from control.providers.base import ProviderError
 from control.openapi import LAST_EVENT_ID, MACHINE_ERRORS, SESSION_ERRORS, SSE, describe, query
 from control.schemas import (
     ChatAnswerSchema,
@@ -26,9 +25,8 @@ from control.schemas import (
     load_body,
 )
 from control.session_status import SessionStatus
-from control.sessions import session_view
 from wire import sse
-from wire.errors import ApiError, ValidationFailed
+from wire.errors import ValidationFailed
 
 agents_bp = Blueprint("agents", __name__, url_prefix="/api/agents")
 
@@ -39,31 +37,17 @@ agents_bp = Blueprint("agents", __name__, url_prefix="/api/agents")
           description="Give exactly one of config_id or config. In AUTH_MODE=token the Anthropic key may come as "
                       "X-Anthropic-Api-Key instead of api_key.")
 def launch() -> tuple[Response, int]:
-    app = ctx()
-    owner = owner_id()
-    app.quotas.check_rate(rate_key())
+    caller = current_caller()
     body = load_body(LaunchSchema())
-    api_key = body.get("api_key") or anthropic_key()
-    if not api_key:
-        raise ValidationFailed("an Anthropic key is required", details={"api_key": ["Missing data for required field."]})
-    app.quotas.check_launch(owner)
-    try:
-        row = app.sessions.launch(api_key, body.get("config_id"), body.get("config"), body["mcp_env"], owner=owner)
-    except ApiError as exc:
-        app.store.audit(owner, "session.launch", body.get("config_id"), "failed", {"code": exc.code})
-        raise
-    app.store.audit(owner, "session.launch", row.id, "ok", {"config_id": row.config_id})
-    return jsonify(session_id=row.id, agent_id=row.agent_id, config_id=row.config_id, status=row.status), 201
+    row = ctx().sessions.launches.launch(caller, api_key=body.get("api_key"), config_id=body.get("config_id"),
+                                         config=body.get("config"), mcp_env=body["mcp_env"])
+    return jsonify(session_id=row.id, agent_id=row.agent_id, config_id=row.config_id, status=str(row.status)), 201
 
 
 @agents_bp.get("/sessions")
 @describe("List sessions (members see their own)", response=SessionListSchema, errors=())
 def list_sessions() -> Response:
-    # Listing shows no secrets and no transcripts; members see only their own sessions.
-    principal = current_principal()
-    owner = principal.user_id if principal and not principal.is_admin else None
-    hub = ctx().sessions.hub
-    sessions = [session_view(row, hub.is_running(row.id)) for row in ctx().store.list_sessions(owner=owner)]
+    sessions = ctx().sessions.list(current_caller())
     return jsonify(sessions=sessions, total=len(sessions))
 
 
@@ -71,35 +55,16 @@ def list_sessions() -> Response:
 @describe("Session details, usage and resources", response=SessionDetailSchema, auth="session",
           errors=SESSION_ERRORS)
 def get_session(session_id: str) -> Response:
-    row = authorized_session(session_id)
-    app = ctx()
-    try:
-        usage = app.provider.usage(row.machine_id) if row.machine_id and row.status is SessionStatus.RUNNING else None
-    except ProviderError:
-        usage = None  # e.g. the machine is being stopped for idleness right now
-    view = session_view(row, app.sessions.hub.is_running(row.id), usage)
-    view["config"] = row.config
-    view["effective_config"] = _effective_config(row)
-    return jsonify(view)
-
-
-def _effective_config(row: Any) -> dict[str, Any] | None:
-    """The config as the machine's SDK and CLI really got it (no secrets); None when asleep."""
-    if not row.machine_url or row.status is not SessionStatus.RUNNING:
-        return None
-    try:
-        return ctx().sessions.client(row).health().get("effective_config")
-    except ApiError:
-        return None
+    service = ctx().sessions
+    return jsonify(service.details(service.open(current_caller(), session_id)))
 
 
 @agents_bp.delete("/sessions/<session_id>")
 @describe("Stop and remove a session and its machine", response=SessionDeletedSchema, auth="session",
           errors=(*SESSION_ERRORS, 409, 503))
 def delete_session(session_id: str) -> Response:
-    row = authorized_session(session_id)
-    ctx().sessions.delete(row)
-    ctx().store.audit(owner_id(), "session.delete", row.id, "ok", {"owner": row.owner})
+    service = ctx().sessions
+    service.lifecycle.delete(service.open(current_caller(), session_id))
     return jsonify(session_id=session_id, status="deleted")
 
 
@@ -107,10 +72,9 @@ def delete_session(session_id: str) -> Response:
 @describe("Stop the session's machine, keeping workspace, transcript and conversation; the next chat wakes it",
           response=SessionStoppedSchema, auth="session", errors=(*SESSION_ERRORS, 409, 503))
 def stop_session(session_id: str) -> Response:
-    row = authorized_session(session_id)
-    ctx().sessions.stop(row)
-    ctx().store.audit(owner_id(), "session.stop", row.id, "ok", {})
-    return jsonify(session_id=session_id, status="stopped")
+    service = ctx().sessions
+    service.lifecycle.stop(service.open(current_caller(), session_id))
+    return jsonify(session_id=session_id, status=str(SessionStatus.STOPPED))
 
 
 @agents_bp.post("/<session_id>/chat")
@@ -121,27 +85,25 @@ def stop_session(session_id: str) -> Response:
                       "With Last-Event-ID the running turn is followed and no body is read. A second chat while a "
                       "turn runs is a 409.")
 def chat(session_id: str) -> Response:
-    row = authorized_session(session_id)
-    service = ctx().sessions
-    wants_stream = "text/event-stream" in request.headers.get("Accept", "")
+    turns = ctx().sessions.turns
+    grant = ctx().sessions.open(current_caller(), session_id)
     resume_from = _last_event_id()
     if resume_from is not None:
         # A reconnect: follow the running (or just finished) turn; never resend the message.
-        return _stream(service.hub.follow(row.id, resume_from))
-    ctx().quotas.check_rate(rate_key())
+        return _stream(turns.follow(grant, resume_from))
     body = load_body(ChatSchema())
-    start = service.chat(row, body["message"])
-    events = service.hub.follow(row.id, start)
-    if wants_stream:
+    events = turns.follow(grant, turns.chat(grant, body["message"]))
+    if "text/event-stream" in request.headers.get("Accept", ""):
         return _stream(events)
-    return jsonify(_collect(row.id, events))
+    return jsonify(_collect(session_id, events))
 
 
 @agents_bp.post("/<session_id>/interrupt")
 @describe("Stop the running turn", response=InterruptedSchema, auth="session", errors=MACHINE_ERRORS)
 def interrupt(session_id: str) -> Response:
-    row = authorized_session(session_id)
-    return jsonify(session_id=session_id, interrupted=ctx().sessions.interrupt(row))
+    service = ctx().sessions
+    grant = service.open(current_caller(), session_id)
+    return jsonify(session_id=session_id, interrupted=service.turns.interrupt(grant))
 
 
 @agents_bp.get("/sessions/<session_id>/events")
@@ -151,13 +113,15 @@ def interrupt(session_id: str) -> Response:
                  query("limit", {"type": "integer", "minimum": 0}, "at most this many events (JSON)"),
                  query("follow", {"type": "string", "enum": ["1"]}, "SSE only: keep following after the turn's done")))
 def events(session_id: str) -> Response:
-    row = authorized_session(session_id)
+    turns = ctx().sessions.turns
+    grant = ctx().sessions.open(current_caller(), session_id)
     after = _int_arg("after", 0)
     if "text/event-stream" in request.headers.get("Accept", ""):
-        after = _last_event_id() if _last_event_id() is not None else after
-        return _stream(ctx().sessions.hub.follow(row.id, after, until_done=request.args.get("follow") != "1"))
-    items = ctx().store.events_after(row.id, after, limit=_int_arg("limit", 5000))
-    return jsonify(session_id=row.id, events=items, last_seq=items[-1]["seq"] if items else after)
+        resume_from = _last_event_id()
+        after = resume_from if resume_from is not None else after
+        return _stream(turns.follow(grant, after, until_done=request.args.get("follow") != "1"))
+    items = turns.transcript(grant, after, limit=_int_arg("limit", 5000))
+    return jsonify(session_id=session_id, events=items, last_seq=items[-1]["seq"] if items else after)
 
 
 @agents_bp.get("/sessions/<session_id>/export")
@@ -165,11 +129,13 @@ def events(session_id: str) -> Response:
           media=("application/json", "text/markdown"), auth="session", errors=SESSION_ERRORS,
           query=(query("format", {"type": "string", "enum": ["json", "markdown"]}, "default json"),))
 def export(session_id: str) -> Response:
-    row = authorized_session(session_id)
+    service = ctx().sessions
+    grant = service.open(current_caller(), session_id)
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "markdown"):
         raise ValidationFailed("format must be json or markdown", details={"format": fmt[:40]})
-    events = ctx().store.events_after(row.id, 0, limit=1_000_000)
+    row = service.row(grant)
+    events = service.turns.transcript(grant, 0, limit=1_000_000)
     name = f"agcluster-{row.id[:8]}"
     if fmt == "markdown":
         return Response(export_markdown(row, events), mimetype="text/markdown",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from control.auth import current_principal
-from control.configs import Owner, summary
 from control.config_schema import AgentConfigSchema
+from control.configs import Owner, summary
 from control.context import bearer, ctx
 from control.openapi import describe
 from control.schemas import ConfigDeletedSchema, ConfigListSchema, ConfigValidationSchema

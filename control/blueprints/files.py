@@ -8,15 +8,24 @@ machine in one place (``machine_agent.workspace``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import IO
 from urllib.parse import quote
 
 import requests
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from control.auth import authorized_session
+from control.auth import current_caller
 from control.context import ctx
+from control.machine_client import MachineClient
 from control.openapi import FLAG, MACHINE_ERRORS, describe, query
-from control.schemas import FilePreviewSchema, FileTreeSchema, MkdirSchema, RenameSchema, UploadedSchema, UploadFormSchema
+from control.schemas import (
+    FilePreviewSchema,
+    FileTreeSchema,
+    MkdirSchema,
+    RenameSchema,
+    UploadedSchema,
+    UploadFormSchema,
+)
 from wire.errors import TooLarge
 
 files_bp = Blueprint("files", __name__, url_prefix="/api/files")
@@ -26,9 +35,9 @@ PASSED_HEADERS = ("Content-Type", "Content-Length", "Content-Disposition", "Cont
 FILES_PER_REQUEST = 20
 
 
-def _machine(session_id: str):  # type: ignore[no-untyped-def]
-    row = authorized_session(session_id)
-    return ctx().sessions.ensure_machine(row.id)
+def _machine(session_id: str) -> MachineClient:
+    service = ctx().sessions
+    return service.machines.reach(service.open(current_caller(), session_id))
 
 
 def _relay(resp: requests.Response) -> Response:
@@ -113,7 +122,7 @@ def rename(session_id: str) -> Response:
     return jsonify(client.request("POST", "/files/rename", json=request.get_json(silent=True)).json())
 
 
-def _chunks(stream) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
     while True:
         chunk = stream.read(256 * 1024)
         if not chunk:

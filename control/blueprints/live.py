@@ -1,6 +1,10 @@
 """The live channel: one WebSocket per client carrying the same events as SSE, plus the
 client's messages (send, interrupt, answers to permission requests). Also the REST answer
-route for permission requests, for clients that stay on SSE."""
+route for permission requests, for clients that stay on SSE.
+
+Both call the same session-service methods as the REST routes (access check, rate limit,
+turn rules), so a message is treated alike whichever way it arrives.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from flask_sock import Sock
-from marshmallow import ValidationError
 
-from control.auth import authorized_session
+from control.auth import current_caller, socket_caller
 from control.context import ctx
 from control.openapi import MACHINE_ERRORS, describe
-from control.schemas import PermissionAnsweredSchema, PermissionAnswerSchema, load_body
-from wire.errors import ApiError, NotFound, Unauthorized, ValidationFailed, error_body
+from control.schemas import ChatSchema, PermissionAnsweredSchema, PermissionAnswerSchema, load, load_body
+from control.sessions import Grant
+from wire.errors import ApiError, ValidationFailed, error_body
 
 live_bp = Blueprint("live", __name__, url_prefix="/api/agents")
 sock = Sock()
@@ -27,93 +31,66 @@ sock = Sock()
           auth="session", errors=(*MACHINE_ERRORS, 413),
           path_params={"request_id": "from the permission_request event"})
 def answer_permission(session_id: str, request_id: str) -> Response:
-    row = authorized_session(session_id)
+    service = ctx().sessions
+    grant = service.open(current_caller(), session_id)
     body = load_body(PermissionAnswerSchema())
-    _forward_answer(row, request_id, body["decision"], body["message"])
+    service.turns.answer_permission(grant, request_id, body["decision"], body["message"])
     return jsonify(request_id=request_id, decision=body["decision"])
 
 
-def _forward_answer(row: Any, request_id: str, decision: str, message: str) -> None:
-    if not ctx().sessions.hub.is_running(row.id):
-        # No turn, so nothing can be waiting for an answer (and the machine may be asleep).
-        raise NotFound(f"no pending permission request {request_id!r}")
-    ctx().sessions.client(row).request("POST", f"/permissions/{request_id}",
-                                       json={"decision": decision, "message": message})
-
-
-@sock.route("/<session_id>/ws", bp=live_bp)  # registers a wrapper that copies the description below
+@sock.route("/<session_id>/ws", bp=live_bp)  # type: ignore[untyped-decorator]  # copies the description below
 @describe("WebSocket live channel (events out; send, interrupt, permission answers in)", status=101, media=(),
           response_description="Switching Protocols", auth="socket", errors=(400,),
           description="A GET with the WebSocket upgrade headers. The first client message authenticates: "
                       "{\"api_key\": \"...\", \"after\": SEQ} (browsers cannot set headers on a WebSocket); "
                       "then {type: send|interrupt|permission, ...}.")
 def channel(ws: Any, session_id: str) -> None:
-    """First message authenticates (browsers cannot set headers on a WebSocket):
-    ``{"api_key", "after"}``, plus ``"token"`` (an AgCluster token) in AUTH_MODE=token."""
+    """First message authenticates: ``{"api_key", "after"}``, plus ``"token"`` (an
+    AgCluster token) in AUTH_MODE=token."""
+    service = ctx().sessions
     try:
         hello = _parse(ws.receive(timeout=30))
         after = int(hello.get("after") or 0)
-        row = _authorize(session_id, hello)
+        grant = service.open(socket_caller(hello), session_id)
     except (ApiError, ValueError, TypeError) as exc:
         body = exc.body() if isinstance(exc, ApiError) else error_body("bad_request", "send {api_key, after} first")
         ws.send(json.dumps({"type": "error", **body["error"]}))
         ws.close()
         return
-    app = ctx()
     closed = threading.Event()
 
     def pump() -> None:
-        for event in app.sessions.hub.follow(row.id, after, until_done=False):
+        for event in service.turns.follow(grant, after, until_done=False):
             if closed.is_set():
                 return
             ws.send(json.dumps(event if event is not None else {"type": "keepalive"}))
 
-    threading.Thread(target=pump, name=f"ws-{row.id[:8]}", daemon=True).start()
+    threading.Thread(target=pump, name=f"ws-{session_id[:8]}", daemon=True).start()
     try:
         while True:
             raw = ws.receive()
             if raw is None:
                 break
-            _handle(ws, row, _parse(raw))
+            _handle(ws, grant, _parse(raw))
     except Exception:  # noqa: BLE001 - the socket closed under us
         pass
     finally:
         closed.set()
 
 
-def _authorize(session_id: str, hello: dict[str, Any]) -> Any:
-    app = ctx()
-    if app.settings.auth_mode != "token":
-        return app.sessions.authorize(session_id, hello.get("api_key"))
-    principal = app.accounts.authenticate(str(hello.get("token") or ""))
-    if principal is None:
-        raise Unauthorized("send an AgCluster token as 'token' in the first message")
-    row = app.store.get_session(session_id)
-    if row is None or (row.owner != principal.user_id and not principal.is_admin):
-        raise NotFound(f"no session {session_id!r}")
-    if hello.get("api_key"):
-        app.sessions.authorize(session_id, str(hello["api_key"]))
-    return row
-
-
-def _handle(ws: Any, row: Any, message: dict[str, Any]) -> None:
-    service = ctx().sessions
+def _handle(ws: Any, grant: Grant, message: dict[str, Any]) -> None:
+    turns = ctx().sessions.turns
     kind = message.get("type")
     try:
         if kind == "send":
-            text = message.get("message")
-            if not isinstance(text, str) or not text.strip():
-                raise ValidationFailed("message must be a non-empty string", details={"message": "required"})
-            service.chat(row, text)
+            turns.chat(grant, load(ChatSchema(), {"message": message.get("message")})["message"])
         elif kind == "interrupt":
-            service.interrupt(row)
+            turns.interrupt(grant)
         elif kind == "permission":
-            answer = PermissionAnswerSchema().load({k: v for k, v in message.items() if k in ("decision", "message")})
-            _forward_answer(row, str(message.get("request_id", "")), answer["decision"], answer["message"])
+            answer = load(PermissionAnswerSchema(), {k: v for k, v in message.items() if k in ("decision", "message")})
+            turns.answer_permission(grant, str(message.get("request_id", "")), answer["decision"], answer["message"])
         else:
             raise ValidationFailed("type must be send, interrupt or permission", details={"type": str(kind)[:40]})
-    except ValidationError as exc:
-        ws.send(json.dumps({"type": "error", **error_body("validation_error", "bad message", exc.messages)["error"]}))
     except ApiError as exc:
         ws.send(json.dumps({"type": "error", **exc.body()["error"]}))
 

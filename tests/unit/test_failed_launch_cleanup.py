@@ -10,8 +10,9 @@ import pytest
 
 from control.configs import ConfigCatalog
 from control.providers.base import Machine, MachineSpec, Provider, ProviderError
+from control.quotas import Quotas
 from control.secrets import KeyVault, TokenMinter
-from control.sessions import SessionService
+from control.sessions import Caller, SessionService
 from control.settings import from_env
 from control.store import Store
 from wire.errors import ApiError
@@ -49,13 +50,14 @@ def test_failed_launch_with_failed_cleanup_is_retried_until_removed(tmp_path: Pa
     settings = from_env({"DATABASE_PATH": str(tmp_path / "db.sqlite")})
     store = Store(settings.database_path)
     provider = FlakyProvider()
-    service = SessionService(settings, store, provider, ConfigCatalog(store), KeyVault(), TokenMinter(b"k" * 32))
+    service = SessionService(settings=settings, store=store, provider=provider, catalog=ConfigCatalog(store),
+                             vault=KeyVault(), minter=TokenMinter(b"k" * 32), quotas=Quotas(settings, store))
     with pytest.raises(ApiError):
-        service.launch("sk-ant-test-key-123", "code-assistant", None, {})
+        service.launches.launch(Caller(), api_key="sk-ant-test-key-123", config_id="code-assistant")
     (row,) = store.list_sessions()
     assert row.status == "deleting" and len(provider.machines) == 1
     provider.destroy_failures = 0  # the outage is over
-    assert service.retry_deletions() == 1
+    assert service.lifecycle.retry_deletions() == 1
     assert provider.machines == {} and store.list_sessions() == []
 
 
@@ -64,7 +66,8 @@ def test_a_brief_outage_is_ridden_out_at_once(tmp_path: Path) -> None:
     store = Store(settings.database_path)
     provider = FlakyProvider()
     provider.destroy_failures = 1
-    service = SessionService(settings, store, provider, ConfigCatalog(store), KeyVault(), TokenMinter(b"k" * 32))
+    service = SessionService(settings=settings, store=store, provider=provider, catalog=ConfigCatalog(store),
+                             vault=KeyVault(), minter=TokenMinter(b"k" * 32), quotas=Quotas(settings, store))
     with pytest.raises(ApiError):
-        service.launch("sk-ant-test-key-123", "code-assistant", None, {})
+        service.launches.launch(Caller(), api_key="sk-ant-test-key-123", config_id="code-assistant")
     assert provider.machines == {} and store.list_sessions() == []
