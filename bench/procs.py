@@ -49,6 +49,33 @@ def tree_memory_kb(pid: int, tree: dict[int, list[int]] | None = None) -> dict[s
     return {"rss_kb": sum(rss_kb(p) for p in pids), "pss_kb": sum(pss_kb(p) for p in pids), "processes": len(pids)}
 
 
+ROLES = ("sandbox", "machine agent", "CLI", "other")
+
+
+def role(pid: int) -> str:
+    """What a process in a machine's tree is: bubblewrap, the machine agent, the CLI, or a tool."""
+    argv = cmdline(pid).split(b"\0")
+    exe = argv[0].rsplit(b"/", 1)[-1] if argv and argv[0] else b""
+    if exe == b"bwrap":
+        return "sandbox"
+    if b"machine_agent" in argv[:4]:
+        return "machine agent"
+    if exe == b"claude" or b"/_bundled/claude" in argv[0]:
+        return "CLI"
+    return "other"
+
+
+def tree_breakdown_kb(pid: int, tree: dict[int, list[int]] | None = None) -> dict[str, dict[str, int]]:
+    """PSS, RSS and process count of a machine's tree, per :func:`role` (every role present)."""
+    out = {name: {"pss_kb": 0, "rss_kb": 0, "processes": 0} for name in ROLES}
+    for p in descendants(pid, tree=tree):
+        row = out[role(p)]
+        row["pss_kb"] += pss_kb(p)
+        row["rss_kb"] += rss_kb(p)
+        row["processes"] += 1
+    return out
+
+
 def tree_cpu_seconds(pid: int) -> float:
     return sum(cpu_seconds(p) for p in descendants(pid))
 

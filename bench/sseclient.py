@@ -12,6 +12,9 @@ from typing import Any
 import requests
 
 
+CONTENT = frozenset({"text", "text_delta", "thinking", "tool_use", "tool_result", "todo"})
+
+
 @dataclass
 class TurnTrace:
     status: int = 0
@@ -19,6 +22,8 @@ class TurnTrace:
     first_event: float | None = None
     first_delta: float | None = None
     last_delta: float | None = None
+    last_content: float | None = None
+    """When the turn's last content event (text, delta, thinking, tool call or result) arrived."""
     done: float | None = None
     events: int = 0
     types: Counter[str] = field(default_factory=Counter)
@@ -75,6 +80,8 @@ def read_stream(resp: requests.Response, trace: TurnTrace, *, keep: bool = False
                     trace.seqs.append(ident)
                 if trace.first_event is None:
                     trace.first_event = now
+                if kind in CONTENT:
+                    trace.last_content = now
                 if kind == "text_delta":
                     trace.last_delta = now
                     if trace.first_delta is None:

@@ -14,11 +14,12 @@ from typing import Any
 
 import requests
 
+from bench import stack
 from bench.common import MODEL_TTFT, Context, launch_many, result, target
 from bench.profiler import Recorder, analyse
 from bench.sseclient import TurnTrace, post_turn
 from bench.stack import ROOT
-from bench.stats import Table, ms, percentile, ratio, summarize, verdict
+from bench.stats import Table, is_na, ms, na, percentile, ratio, summarize, verdict
 
 MESSAGE = "stream 5"
 
@@ -45,12 +46,72 @@ def _ms_list(traces: list[TurnTrace], attr: str) -> list[float]:
     return [ms(t.since_sent(getattr(t, attr))) for t in traces if getattr(t, attr) is not None]  # type: ignore[misc]
 
 
+def _tails(traces: list[TurnTrace]) -> list[float]:
+    """Last content event → ``done`` per turn (ms): what a turn's end waits for."""
+    return [ms(t.done - t.last_content) for t in traces  # type: ignore[misc]
+            if t.ok and t.done is not None and t.last_content is not None]
+
+
+def json_chat(http: requests.Session, url: str, headers: dict[str, str]) -> float | None:
+    """Seconds from sending a chat without ``Accept: text/event-stream`` to its one JSON answer."""
+    started = time.perf_counter()
+    resp = http.post(url, json={"message": MESSAGE}, headers=headers, timeout=120)
+    return time.perf_counter() - started if resp.status_code == 200 else None
+
+
+def docker_tail(ctx: Context) -> dict[str, Any]:
+    """The turn tail on the Docker provider (via the platform and straight to the container)."""
+    missing = stack.docker_provider_missing()
+    if missing:
+        return na(missing)
+    cp = ctx.control_plane("ttfe-docker", CONTAINER_PROVIDER="docker")
+    try:
+        session = launch_many(cp, 1)[0]
+        machine_url, machine_token = cp.direct_machine(session.session_id)
+        ctx.model.set_latency(MODEL_TTFT)
+        paths = [(cp.chat_url(session.session_id), {"Authorization": f"Bearer {session.key}"}),
+                 (f"{machine_url}/chat", {"Authorization": f"Bearer {machine_token}"})]
+        via, direct = [], []
+        with requests.Session() as http:
+            for url, headers in paths:
+                post_turn(http, url, headers, MESSAGE)  # warm-up
+            for i in range(ctx.sizes.ttfe_rounds):
+                pairs = [(via, *paths[0]), (direct, *paths[1])]
+                for bucket, url, headers in (pairs if i % 2 == 0 else pairs[::-1]):
+                    bucket.append(post_turn(http, url, headers, MESSAGE))
+        cp.delete_session(session.session_id, session.key)
+        return {"platform": summarize(_tails(via)), "direct": summarize(_tails(direct)),
+                "failed_turns": sum(1 for t in via + direct if not t.ok)}
+    finally:
+        ctx.model.set_latency(0.0)
+        cp.stop()
+
+
 def run(ctx: Context) -> dict[str, Any]:
     cp = ctx.control_plane("ttfe", CONTAINER_PROVIDER="local")
     try:
-        return _run(ctx, cp)
+        outcome = _run(ctx, cp)
     finally:
         cp.stop()
+    if "docker" in ctx.providers:
+        try:
+            docker = docker_tail(ctx)
+        except Exception as exc:  # noqa: BLE001 - one provider failing must not hide the rest
+            docker = na(f"{type(exc).__name__}: {str(exc)[:160]}")
+        outcome["data"]["turn tail (docker)"] = docker
+        table = Table("Turn tail on Docker: last content event → done (ms)", ["platform p50", "direct p50",
+                                                                                "platform p95", "direct p95"])
+        if is_na(docker):
+            table.add("last content event → done", [docker] * 4)
+        else:
+            table.add("last content event → done", [docker["platform"]["p50"], docker["direct"]["p50"],
+                                                    docker["platform"]["p95"], docker["direct"]["p95"]],
+                      f"{docker['failed_turns']} failed turns")
+            p50 = docker["platform"]["p50"]
+            outcome["targets"].append(target("last content event → done p50 (docker, platform)", "<= 30 ms", p50,
+                                             verdict(p50, 30), "ms"))
+        outcome["tables"].append(table.as_dict())
+    return outcome
 
 
 def _run(ctx: Context, cp: Any) -> dict[str, Any]:
@@ -99,6 +160,7 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
             started = time.perf_counter()
             http.get(url, headers=headers, timeout=30).raise_for_status()
             components[label].append(ms(time.perf_counter() - started))  # type: ignore[arg-type]
+    json_answers = [json_chat(http, cp_url, via_headers) for _ in range(ctx.sizes.ttfe_rounds)]
     http.close()
     ctx.model.set_latency(0.0)
 
@@ -119,6 +181,7 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
         "first SSE event": (fe_via, fe_direct, pairs("first_event")),
         "first text_delta": (fd_via, fd_direct, pairs("first_delta")),
         "turn done": (done_via, done_direct, pairs("done")),
+        "last content event → done": (_tails(via), _tails(direct), []),
         "relay: model first byte": (fb_relay, fb_model, model_pairs(0)),
         "relay: model first delta": (md_relay, md_model, model_pairs(1)),
     }
@@ -136,6 +199,8 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
         table.add(label, [sa["p50"], sb["p50"], added, f"{r:.2f}x" if r else None, sa["p95"], sb["p95"],
                           percentile(diffs, 50)],
                   "platform=/relay, direct=model" if label.startswith("relay") else "")
+    components["JSON chat (no SSE): send → answer"] = [ms(v) for v in json_answers if v is not None]
+    components["SSE chat: send → done (same message)"] = done_via
     parts = Table("Chat-path building blocks, each timed alone (ms)", ["p50", "p95"])
     for label, values in components.items():
         summary = summarize(values)
@@ -146,6 +211,8 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
         profile = {"error": recorder.error} if recorder.error else analyse(recorder.out, str(ROOT))
     data["profile"] = profile
     added_first = data["first SSE event"]["paired_diff"]["p50"]
+    tail = data["last content event → done"]["platform"]["p50"]
     return result("ttfe", [table, parts], data, [
         target("platform-added time to first event p50", "<= 10 ms", added_first, verdict(added_first, 10), "ms"),
+        target("last content event → done p50 (local, platform)", "<= 30 ms", tail, verdict(tail, 30), "ms"),
     ], profile=profile)
