@@ -21,7 +21,8 @@ import socket
 import sys
 from types import FrameType
 
-TOKEN_ENV = "AGCLUSTER_MACHINE_TOKEN"
+from wire.protocol import MACHINE_TOKEN_ENV
+
 # How long requests in flight may run on after SIGTERM (a turn keeps the CLI's own state).
 GRACE_SECONDS = 5.0
 
@@ -67,9 +68,9 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
-    token = os.environ.pop(TOKEN_ENV, "")
+    token = os.environ.pop(MACHINE_TOKEN_ENV, "")
     if not token:
-        sys.exit(f"{TOKEN_ENV} is required")
+        sys.exit(f"{MACHINE_TOKEN_ENV} is required")
     # Listen before the imports: a client that connects early waits in the backlog instead
     # of being refused, so nobody has to poll for the port.
     sock = _listen(args)

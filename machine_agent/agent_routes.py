@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
-from machine_agent.runner import DECISIONS, AgentRunner
+from machine_agent.runner import AgentRunner
 from wire import sse
 from wire.errors import ValidationFailed
+from wire.protocol import DECISIONS
 
 agent_bp = Blueprint("agent", __name__)
 
@@ -51,8 +52,8 @@ def chat():  # type: ignore[no-untyped-def]
     message = _json_object().get("message")
     if not isinstance(message, str) or not message.strip():
         raise ValidationFailed("message must be a non-empty string", details={"message": "required"})
-    events = _runner().chat(message)
-    body = stream_with_context(sse.frame(event) for event in events)
+    batches = _runner().chat(message)
+    body = stream_with_context(b"".join(sse.frame(event) for event in batch) for batch in batches)
     return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from machine_agent.agent_routes import agent_bp
+from machine_agent.files import files_bp
 from machine_agent.http import install_error_handlers, require_machine_token
 from machine_agent.peers import require_control_plane
 from machine_agent.runner import AgentRunner
@@ -18,10 +19,5 @@ def create_app(*, workspace: str, token: str, home: str, max_upload_mb: int = 50
     app.before_request(require_machine_token)
     install_error_handlers(app)
     app.register_blueprint(agent_bp)
-    try:
-        from machine_agent.files import files_bp
-    except ImportError:  # pragma: no cover - files land in their own change
-        files_bp = None
-    if files_bp is not None:
-        app.register_blueprint(files_bp, url_prefix="/files")
+    app.register_blueprint(files_bp, url_prefix="/files")
     return app

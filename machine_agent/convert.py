@@ -1,4 +1,4 @@
-"""SDK messages → §5 events. Every content block of every message becomes an event."""
+"""SDK messages → the events of ``wire.events``. Every content block of every message becomes an event."""
 
 from __future__ import annotations
 

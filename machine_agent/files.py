@@ -2,7 +2,7 @@
 
 Path safety lives in :mod:`machine_agent.workspace`; this module only adds HTTP: query
 parsing, streaming request and response bodies, and how a file is presented to a
-browser. The presentation rule (DESIGN §10) is that nothing from the workspace can run
+browser. The presentation rule is that nothing from the workspace can run
 as the dashboard origin's script: every file response carries ``nosniff`` and a
 ``sandbox`` CSP, markup and code are sent as ``text/plain`` unless downloaded, and SVG is
 only ever an attachment.

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 _END = object()
 STDERR_LINES = 40
 PERMISSION_TIMEOUT = 300.0
-DECISIONS = ("allow", "allow_session", "deny")
 
 
 class AgentRunner:
@@ -118,8 +117,8 @@ class AgentRunner:
             self.effective = effective_summary(self._options)
             return self.effective
 
-    def chat(self, message: str) -> Iterator[dict[str, Any]]:
-        """Start a turn and yield its events; raises Conflict while another turn runs."""
+    def chat(self, message: str) -> Iterator[list[dict[str, Any]]]:
+        """Start a turn and yield its events in batches; raises Conflict while another turn runs."""
         if self._client is None or self._converter is None:
             raise Conflict("configure the machine before chatting", code="not_configured")
         if not self._turn_lock.acquire(blocking=False):
@@ -235,9 +234,17 @@ def _import_sdk() -> None:
     import machine_agent.session_store  # noqa: F401 - imports httpx
 
 
-def _drain(events: queue.Queue[Any]) -> Iterator[dict[str, Any]]:
+def _drain(events: queue.Queue[Any]) -> Iterator[list[dict[str, Any]]]:
+    """Yield, in order, everything queued since the last yield: a burst of deltas is one write."""
     while True:
-        item = events.get()
-        if item is _END:
+        batch = [events.get()]
+        while True:
+            try:
+                batch.append(events.get_nowait())
+            except queue.Empty:
+                break
+        if batch[-1] is _END:  # always the last item of a turn
+            if len(batch) > 1:
+                yield batch[:-1]
             return
-        yield item
+        yield batch
