@@ -154,7 +154,7 @@ def test_approvals(ac: AgCluster, control_plane: ControlPlane) -> None:
         assert result.is_error and "not here" in result.output and not (workspace / "denied.txt").exists()
 
         asked = 0
-        for message in ("run: touch allowed.txt && echo made-allowed", "run: echo remembered"):
+        for message in ("run: touch allowed.txt && echo made-allowed", "run: touch again.txt && echo remembered"):
             reply_events = []
             for event in s.stream(message):
                 reply_events.append(event)
