@@ -1,10 +1,32 @@
-# AgCluster control plane: REST API, SSE streams, model relay and the dashboard, driving
-# agent containers through the Docker provider. See docker-compose.local.yml for how to run
-# it (it needs the Docker socket: read the warning there).
+# AgCluster control plane: REST API, SSE streams, model relay and the dashboard. Its CMD
+# drives agent containers through the Docker provider (docker-compose.local.yml; it needs
+# the Docker socket: read the warning there); on Fly, fly.toml runs it with the Fly
+# Machines provider instead (docs/FLY.md).
 #
-#   scripts/build-images.sh control
+#   scripts/build-images.sh control                       # `make images`, no public registry
+#   fly deploy                                            # Fly's remote builder, defaults below
 #   docker build -f Dockerfile -t agcluster/control:latest .
+#
+# The dashboard's browser libraries (static_ui/package-lock.json) are installed by npm in a
+# build stage, so every image carries them whatever the machine that built it had.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG UI_BUILDER_IMAGE=node:20-bookworm-slim
+
+FROM ${UI_BUILDER_IMAGE} AS ui
+# A Debian base without npm (the registry-free `make images` path) gets Debian's.
+ARG AGC_NPM_REGISTRY=
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+RUN set -eu; \
+    if ! command -v npm >/dev/null 2>&1; then \
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends npm ca-certificates >/dev/null \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
+WORKDIR /ui
+COPY static_ui/package.json static_ui/package-lock.json ./
+RUN set -eu; \
+    npm ci --no-audit --no-fund --ignore-scripts ${AGC_NPM_REGISTRY:+--registry=$AGC_NPM_REGISTRY}; \
+    test -d node_modules/marked && test -d node_modules/dompurify
+
 FROM ${BASE_IMAGE}
 
 ARG AGC_PIP_INDEX_URL=
@@ -49,6 +71,7 @@ COPY wire /opt/agcluster/app/wire
 COPY stubs /opt/agcluster/app/stubs
 COPY presets /opt/agcluster/app/presets
 COPY static_ui /opt/agcluster/app/static_ui
+COPY --from=ui /ui/node_modules /opt/agcluster/app/static_ui/node_modules
 COPY control /opt/agcluster/app/control
 RUN set -eu; \
     idx="${AGC_PIP_INDEX_URL:+--index-url $AGC_PIP_INDEX_URL}"; \

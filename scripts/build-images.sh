@@ -13,7 +13,10 @@
 # Env:
 #   AGCLUSTER_DATASCIENCE=1   same as naming datascience
 #   BASE_IMAGE=IMAGE          build on IMAGE (e.g. python:3.11-slim-bookworm where a registry
-#                             is reachable) instead of the local agcluster/base:bookworm
+#                             is reachable) instead of the local agcluster/base:bookworm; the
+#                             control image's npm stage then uses node:20-bookworm-slim unless
+#                             UI_BUILDER_IMAGE says otherwise
+#   PLATFORM=linux/amd64      build for that platform (what Fly runs; needed on Apple silicon)
 #   AGENT_TAG, CONTROL_TAG, DATASCIENCE_TAG   override the tags
 #   AGCLUSTER_FORCE_REBUILD=1 same as --force (ignore the inputs hash)
 set -euo pipefail
@@ -52,6 +55,21 @@ else
 fi
 base_id="$(image_id "$base")"
 
+# The control image's npm stage: on the local base it installs Debian's npm; on a public
+# base the official node image already has it.
+if [[ -n "${UI_BUILDER_IMAGE:-}" ]]; then
+    ui_builder="$UI_BUILDER_IMAGE"
+elif [[ -n "${BASE_IMAGE:-}" ]]; then
+    ui_builder="node:20-bookworm-slim"
+else
+    ui_builder="$base"
+fi
+npm_registry=""
+if command -v npm >/dev/null 2>&1; then
+    npm_registry="$(npm config get registry 2>/dev/null || true)"
+    [[ "$npm_registry" == http://* || "$npm_registry" == https://* ]] || npm_registry=""
+fi
+
 pip_index="$(pip_network_setting index-url PIP_INDEX_URL)"
 pip_extra="$(pip_network_setting extra-index-url PIP_EXTRA_INDEX_URL)"
 [[ -n "$pip_index$pip_extra" ]] &&
@@ -64,7 +82,8 @@ build() {
     # shellcheck disable=SC2086 # dirs is a word list on purpose
     inputs="$( { printf '%s\n' "$dockerfile" .dockerignore pyproject.toml scripts/pyproject-deps.py \
                     scripts/requirements-datascience.txt; source_files "$root" $dirs; } )"
-    hash="$(hash_inputs "$root" "base=$base_id" "index=$pip_index" "extra=$pip_extra" "$@" <<< "$inputs")"
+    hash="$(hash_inputs "$root" "base=$base_id" "index=$pip_index" "extra=$pip_extra" "platform=${PLATFORM:-}" \
+        "$@" <<< "$inputs")"
     if image_is_current "$tag" "$hash"; then
         log "$tag is up to date ($hash)"
         return
@@ -74,6 +93,7 @@ build() {
     local args=(--network host -f "$root/$dockerfile" -t "$tag" --label "$HASH_LABEL=$hash"
                 --build-arg "BASE_IMAGE=$base" --build-arg "AGC_PIP_INDEX_URL=$pip_index"
                 --build-arg "AGC_PIP_EXTRA_INDEX_URL=$pip_extra")
+    [[ -n "${PLATFORM:-}" ]] && args+=(--platform "$PLATFORM")
     for extra in "$@"; do args+=(--build-arg "$extra"); done
     local logfile
     logfile="$(mktemp /tmp/agcluster-build.XXXXXX.log)"
@@ -85,16 +105,14 @@ build() {
     log "built $tag in $((SECONDS - t0))s"
 }
 
+agent_inputs="machine_agent wire control/__init__.py scripts/agent-entrypoint.sh"
 for target in "${targets[@]}"; do
     case "$target" in
-        agent) build "$agent_tag" Dockerfile.agent "machine_agent wire" VARIANT=standard ;;
-        datascience) build "$ds_tag" Dockerfile.agent "machine_agent wire" VARIANT=datascience ;;
+        agent) build "$agent_tag" Dockerfile.agent "$agent_inputs" VARIANT=standard ;;
+        datascience) build "$ds_tag" Dockerfile.agent "$agent_inputs" VARIANT=datascience ;;
         control)
-            if [[ -f "$root/static_ui/package.json" && ! -d "$root/static_ui/node_modules" ]]; then
-                log "fetching the dashboard's browser libraries (make ui)"
-                make -C "$root" --no-print-directory ui >&2
-            fi
-            build "$control_tag" Dockerfile "control wire stubs presets static_ui" ;;
+            build "$control_tag" Dockerfile "control wire stubs presets static_ui" \
+                "UI_BUILDER_IMAGE=$ui_builder" "AGC_NPM_REGISTRY=$npm_registry" ;;
     esac
 done
 

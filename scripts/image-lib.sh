@@ -39,12 +39,14 @@ hash_inputs() {
     } | sha256sum | cut -c1-32
 }
 
-# source_files ROOT DIR... -> project files under the given dirs, minus caches and bytecode.
+# source_files ROOT PATH... -> project files under the given dirs (or the files named), minus
+# caches, bytecode and node_modules.
 source_files() {
     local root="$1"; shift
     (cd "$root" && for d in "$@"; do
         [[ -e "$d" ]] || continue
-        find "$d" -type f ! -path '*/__pycache__/*' ! -name '*.pyc'
+        # node_modules never enters a build context (.dockerignore): npm installs it inside.
+        find "$d" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*/node_modules/*'
     done)
 }
 
