@@ -11,12 +11,9 @@ import json
 import os
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,25 +21,9 @@ from typing import Any
 import requests
 
 from bench import procs
+from control.harness import ROOT, ControlPlaneProcess, free_port, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``probe`` until it returns something truthy (benchmarks only; tests use events)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+__all__ = ["ROOT", "ControlPlane", "Lab", "ModelProcess", "free_port", "wait_until"]
 
 
 class Lab:
@@ -118,52 +99,20 @@ class ModelProcess:
             self.client = None
 
 
-class ControlPlane:
-    """``agcluster serve`` as a child process with its own data directory."""
+class ControlPlane(ControlPlaneProcess):
+    """``agcluster serve`` as a child process (``control.harness``) in the lab's scratch directory."""
 
     def __init__(self, lab: Lab, name: str, env: dict[str, str]) -> None:
+        super().__init__(lab.dir(name), {"RATE_LIMIT_PER_MINUTE": "0", **env})
         self.lab = lab
-        self.data_dir = lab.dir(name)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.db_path = self.data_dir / "agcluster.db"
-        self.machines_dir = self.data_dir / "machines"
-        self.log_path = self.data_dir / "server.log"
-        self.env = {**os.environ, "DATABASE_PATH": str(self.db_path), "API_PORT": str(self.port),
-                    "SESSION_CLEANUP_INTERVAL": "3600", "RATE_LIMIT_PER_MINUTE": "0", **env}
-        self.proc: subprocess.Popen[bytes] | None = None
         self.swept = 0
         """Docker machines this control plane left behind after it stopped (removed by the bench)."""
         self.http = requests.Session()
         lab.on_close(self.stop)
         lab.on_close(self.http.close)
 
-    def start(self, timeout: float = 90) -> "ControlPlane":
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen([sys.executable, "-m", "control.cli", "serve"], env=self.env, cwd=ROOT,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"control plane exited:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"control plane did not start:\n{self.log_tail()}")
-
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        super().stop(sig)
         if self.env.get("CONTAINER_PROVIDER") == "docker":
             self.swept += self.docker_sweep()
 
@@ -173,11 +122,8 @@ class ControlPlane:
         The Docker provider labels machines ``agcluster.instance=<sha256(database path)[:12]>``,
         which also catches warm-pool machines that no session row names.
         """
-        import hashlib
-
-        instance = hashlib.sha256(str(self.db_path.resolve()).encode()).hexdigest()[:12]
         removed = 0
-        for container in docker_containers(f"agcluster.instance={instance}"):
+        for container in docker_containers(f"agcluster.instance={self.docker_instance}"):
             mounts = subprocess.run(["docker", "inspect", container, "--format",
                                      "{{range .Mounts}}{{.Name}} {{end}}"], capture_output=True, text=True,
                                     timeout=60).stdout.split()
@@ -187,18 +133,6 @@ class ControlPlane:
             if volumes:
                 subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, timeout=60)
         return removed
-
-    def kill9(self) -> None:
-        """kill -9 of the whole control plane (gunicorn arbiter and worker)."""
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     # processes ------------------------------------------------------------------------
     @property
@@ -268,12 +202,6 @@ class ControlPlane:
 
     def health(self) -> dict[str, Any]:
         return self.http.get(f"{self.url}/health", timeout=10).json()
-
-    def session_row(self, session_id: str) -> dict[str, Any]:
-        with contextlib.closing(sqlite3.connect(self.db_path, timeout=10)) as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return dict(row) if row else {}
 
     def minter(self) -> Any:
         """The server's token minter, from its secret file (the bench plays the control plane)."""

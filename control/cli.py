@@ -9,8 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 from control.settings import PROVIDERS, Settings, SettingsError, from_env
 
@@ -58,8 +56,8 @@ def _accounts_command(settings: Settings, args: argparse.Namespace) -> int:
             store.audit("cli", "user.add", user.user_id, "ok", {"name": user.name, "role": user.role})
             print(f"created {user.role} {user.name} ({user.user_id})")
         elif args.command == "users":
-            for user in store.list_users():
-                print(f"{user['id']}  {user['role']:<6}  {user['name']}")
+            for listed in store.list_users():
+                print(f"{listed['id']}  {listed['role']:<6}  {listed['name']}")
         elif args.action == "create":
             token_id, token = accounts.create_token(args.user)
             store.audit("cli", "token.create", token_id, "ok", {"user": args.user})
@@ -72,9 +70,9 @@ def _accounts_command(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
             print(f"revoked {count} token(s)")
         else:
-            for token in store.list_tokens():
-                state = "revoked" if token["revoked_at"] else "active"
-                print(f"{token['id']}  {token['prefix']}…  {state:<7}  user={token['user_id']}")
+            for entry in store.list_tokens():
+                state = "revoked" if entry["revoked_at"] else "active"
+                print(f"{entry['id']}  {entry['prefix']}…  {state:<7}  user={entry['user_id']}")
     except ApiError as exc:
         print(f"agcluster: {exc.message}", file=sys.stderr)
         return 1
@@ -141,28 +139,29 @@ def _extra_binds(settings: Settings) -> list[str]:
 
 
 def _start_demo_model(settings: Settings) -> Settings:
-    port = _free_port()
+    from control.harness import free_port, wait_until
+
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "stubs.anthropic", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     atexit.register(proc.terminate)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            sys.exit("agcluster: the demo model failed to start")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
+                return True
         except OSError:
-            if proc.poll() is not None:
-                sys.exit("agcluster: the demo model failed to start")
-            time.sleep(0.05)
+            return False
+
+    try:
+        wait_until(listening, 20, "the demo model")
+    except TimeoutError as exc:
+        sys.exit(f"agcluster: {exc}")
     print(f"Demo model (stubs.anthropic) on http://127.0.0.1:{port}: launch with any api_key, "
           "then chat 'run: ls', 'write notes.md: hi', 'todo: a; b', 'think: ...'", flush=True)
     return settings.with_overrides(anthropic_base_url=f"http://127.0.0.1:{port}", demo=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Import the fixtures into a test module (``from tests.docker_support import ...``). Where no
 engine answers, those tests skip on a laptop but fail in CI (``CI=true``) or when
-``AGCLUSTER_REQUIRE_DOCKER=1``: DESIGN.md §8 wants the Docker path proven, never silently
-skipped, where it is supposed to work.
+``AGCLUSTER_REQUIRE_DOCKER=1``: where the Docker path is supposed to work it must be
+proven, never silently skipped.
 
 The image comes from ``scripts/build-images.sh agent``, once per test session; the script
 skips the build when an image with the same inputs hash exists, so only the first run after
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -40,12 +39,6 @@ def no_docker(reason: str) -> None:
     if docker_required():
         pytest.fail(f"a Docker engine is required here (CI or AGCLUSTER_REQUIRE_DOCKER=1): {reason}")
     pytest.skip(f"no Docker engine: {reason}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,59 +10,14 @@ from typing import Any
 
 import requests
 
+from control.harness import ROOT, ControlPlaneProcess, free_port
 from wire import sse
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["ROOT", "ControlPlane", "dump", "free_port", "processes_with", "types", "wait_for"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ControlPlane:
-    """`agcluster serve` in a child process with its own data dir and log file."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, command: str = "serve") -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / "server.log"
-        self.db_path = data_dir / "agcluster.db"
-        self.env = {**os.environ, "DATABASE_PATH": str(self.db_path), "API_PORT": str(self.port),
-                    "SESSION_CLEANUP_INTERVAL": "3600", **(env or {})}
-        self.command = command
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> "ControlPlane":
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "control.cli", self.command], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"control plane exited:\n{self.log()}")
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"control plane did not start:\n{self.log()}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+class ControlPlane(ControlPlaneProcess):
+    """`agcluster serve` in a child process (``control.harness``), plus API helpers."""
 
     # API helpers ------------------------------------------------------------------------
     def launch(self, api_key: str, config_id: str = "code-assistant", **body: Any) -> dict[str, Any]:
@@ -100,14 +50,6 @@ class ControlPlane:
     def delete(self, path: str, key: str | None = None) -> requests.Response:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return requests.delete(f"{self.url}{path}", headers=headers, timeout=60)
-
-    def session_row(self, session_id: str) -> dict[str, Any]:
-        import sqlite3
-
-        with sqlite3.connect(self.db_path) as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return dict(row) if row else {}
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:

@@ -188,7 +188,3 @@ def parse_event(data: Mapping[str, Any]) -> Event:
     values = {name: data[name] for name in names if name in data}
     values["type"] = type_ if isinstance(type_, str) else ""
     return cls(**values, data=data)
-
-
-def error_event(code: str, message: str, session_id: str = "") -> dict[str, Any]:
-    return make_event("error", session_id, code=code, message=message)

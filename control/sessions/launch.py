@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from control import metrics
@@ -26,15 +27,14 @@ from wire.errors import ApiError, Unavailable, ValidationFailed
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True)
 class Launches:
-    def __init__(self, *, store: Store, provider: Provider, catalog: ConfigCatalog, vault: KeyVault,
-                 machines: Machines, quotas: Quotas) -> None:
-        self.store = store
-        self.provider = provider
-        self.catalog = catalog
-        self.vault = vault
-        self.machines = machines
-        self.quotas = quotas
+    store: Store
+    provider: Provider
+    catalog: ConfigCatalog
+    vault: KeyVault
+    machines: Machines
+    quotas: Quotas
 
     @metrics.timed_launch
     def launch(self, caller: Caller, *, api_key: str | None = None, config_id: str | None = None,

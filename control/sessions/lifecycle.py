@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from control import metrics
 from control.export import export_json
@@ -27,15 +28,14 @@ from wire.errors import ApiError, NotFound, Unavailable
 log = logging.getLogger(__name__)
 
 
+@dataclass(kw_only=True)
 class Lifecycle:
-    def __init__(self, *, settings: Settings, store: Store, provider: Provider, vault: KeyVault, machines: Machines,
-                 turns: Turns) -> None:
-        self.settings = settings
-        self.store = store
-        self.provider = provider
-        self.vault = vault
-        self.machines = machines
-        self.turns = turns
+    settings: Settings
+    store: Store
+    provider: Provider
+    vault: KeyVault
+    machines: Machines
+    turns: Turns
 
     # on request ---------------------------------------------------------------------
     def stop(self, grant: Grant) -> None:

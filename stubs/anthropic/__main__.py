@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stubs.serving import serve_until_signalled
+
 from .runtime import StubAnthropic
 
 
@@ -13,16 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
     args = parser.parse_args(argv)
-    stub = StubAnthropic(args.host, args.port)
-    stub.start()
-    # The resolved URL on stdout lets a parent that passed --port 0 find the stub.
-    print(f"stubs.anthropic listening on {stub.url}", flush=True)
-    try:
-        stub.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stub.stop()
+    serve_until_signalled(StubAnthropic(args.host, args.port).start(), "stubs.anthropic")
     return 0
 
 

@@ -1,74 +1,32 @@
-"""Running the stub in-process on a background thread, for tests and benchmarks.
-
-A threaded werkzeug server is enough: each request gets its own thread, and werkzeug writes
-each chunk of a streamed response as soon as the generator yields it, so SSE is unbuffered.
-"""
+"""Running the stub in-process on a background thread, for tests and benchmarks
+(``stubs.serving`` holds the start-up code both stand-ins share)."""
 
 from __future__ import annotations
 
-import threading
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from stubs.serving import BackgroundServer
 
 from .control import Matcher, StubControl
 from .reply import Reply, reply_from_api
 from .server import create_app
 
 
-class QuietHandler(WSGIRequestHandler):
-    """Per-request access lines would drown test output; the request log is the record."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
-class StubAnthropic:
+class StubAnthropic(BackgroundServer):
     """A scripted Messages API on ``http://host:port`` (``port=0`` picks a free port)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, control: StubControl | None = None) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.control = control or StubControl()
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("StubAnthropic is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self._server.server_port}"
 
     def start(self) -> StubAnthropic:
-        if self._server is not None:
-            return self
-        self._server = make_server(
-            self.host, self.port, create_app(self.control), threaded=True, request_handler=QuietHandler
-        )
-        self.port = self._server.server_port
-        # A short poll interval keeps stop() quick; tests start and stop many stubs.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="stub-anthropic", daemon=True
-        )
-        self._thread.start()
+        if not self.serving:
+            self._serve(create_app(self.control), "stub-anthropic")
         return self
 
     def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = None
-        self._thread = None
-
-    def wait(self) -> None:
-        """Block until the server stops (``python -m`` serves in the foreground this way)."""
-        if self._thread is not None:
-            self._thread.join()
+        self._shutdown()
 
     def __enter__(self) -> StubAnthropic:
         return self.start()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
+
+from stubs.serving import serve_until_signalled
 
 from .backends import BackendError
 from .runtime import StubFly
@@ -26,17 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except BackendError as exc:
         print(f"stubs.fly: {exc}", file=sys.stderr)
         return 1
-    # The resolved URL on stdout lets a parent that passed --port 0 find the stand-in.
-    print(f"stubs.fly listening on {stub.url} (backend={args.backend})", flush=True)
-    done = threading.Event()
-    # SIGTERM must run stop() too, or the machines would outlive the stand-in.
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stub.stop()
+    serve_until_signalled(stub, "stubs.fly", f" (backend={args.backend})")
     return 0
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from stubs.serving import BackgroundServer
 
 from .backends import AddressPool, Backend, DockerBackend, ProcessBackend
 from .control import Fault, StubControl
@@ -18,14 +17,7 @@ from .server import create_app
 from .state import FlyState
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """The call record is the log; per-request access lines would drown test output."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
-class StubFly:
+class StubFly(BackgroundServer):
     """A Fly Machines API on ``http://host:port`` (``port=0`` picks a free port).
 
     ``backend`` is ``"process"`` (sandboxed local agents), ``"docker"`` (agent containers)
@@ -36,8 +28,7 @@ class StubFly:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, backend: str | Backend = "process",
                  data_dir: Path | None = None, token: str | None = None, apps: list[str] | None = None,
                  region: str = "ord", sandbox: bool | None = None, pool: AddressPool | None = None) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.token = token
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="stubs-fly-"))
@@ -53,48 +44,25 @@ class StubFly:
         addresses = getattr(backend, "addresses", None)
         self.state = FlyState(backend, region=region, apps=apps,
                               pool=pool or (addresses() if callable(addresses) else None))
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def gateway(self) -> str:
         """The host's address as the machines see it (where a control plane serves them)."""
         return str(getattr(self.backend, "gateway", "127.0.0.1"))
 
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("StubFly is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self._server.server_port}"
-
-    def start(self) -> "StubFly":
-        if self._server is not None:
-            return self
-        app = create_app(self.state, self.control, token=self.token)
-        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
-        self.port = self._server.server_port
-        server = self._server
-        # A short poll interval keeps stop() quick; tests start and stop the stand-in often.
-        self._thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), name="stubs-fly",
-                                        daemon=True)
-        self._thread.start()
+    def start(self) -> StubFly:
+        if not self.serving:
+            self._serve(create_app(self.state, self.control, token=self.token), "stubs-fly")
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join()
-            self._server = None
-            self._thread = None
+        self._shutdown()
         self.state.close()
         self.backend.close()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def __enter__(self) -> "StubFly":
+    def __enter__(self) -> StubFly:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

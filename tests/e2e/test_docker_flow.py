@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stubs.anthropic import StubAnthropic
-from tests.docker_support import AGENT_IMAGE, agent_image, docker_client  # noqa: F401 - fixtures
+from tests.docker_support import AGENT_IMAGE, agent_image, cleanup_instance, docker_client  # noqa: F401 - fixtures
 from tests.support import ControlPlane, dump, types, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
@@ -20,12 +20,30 @@ SMALL = {"id": "small-box", "name": "Small box", "allowed_tools": ["Bash", "Read
 
 
 @pytest.fixture(scope="module")
-def docker_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, agent_image: str,  # noqa: F811
+def module_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, agent_image: str,  # noqa: F811
               docker_client: Any) -> Any:  # noqa: F811
     cp = ControlPlane(tmp_path_factory.mktemp("docker-cp"), {
         "ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker", "AGENT_IMAGE": agent_image}).start()
     yield cp
     cp.stop()
+
+
+@pytest.fixture
+def docker_cp(module_cp: ControlPlane, docker_client: Any) -> Any:  # noqa: F811
+    """The module's control plane; whatever a test left on the engine (a failed assertion
+    before its own delete, say) is removed by the plane's instance label afterwards."""
+    yield module_cp
+    cleanup_instance(docker_client, module_cp.docker_instance)
+
+
+@pytest.fixture
+def idle_cp(tmp_path: Path, model: StubAnthropic, agent_image: str, docker_client: Any) -> Any:  # noqa: F811
+    cp = ControlPlane(tmp_path / "idle", {"ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker",
+                                          "AGENT_IMAGE": agent_image, "SESSION_IDLE_TIMEOUT": "2",
+                                          "SESSION_CLEANUP_INTERVAL": "1"}).start()
+    yield cp
+    cp.stop()
+    cleanup_instance(docker_client, cp.docker_instance)
 
 
 def _containers(client: Any, sid: str) -> list[Any]:
@@ -72,7 +90,6 @@ def test_memory_limit_kills_the_allocation_not_the_platform(docker_cp: ControlPl
     # Either way the session carries on: the next turn works (on a woken machine if need be).
     again = docker_cp.chat_events(sid, key, "run: echo still-here")
     assert "still-here" in next(e for e in again if e["type"] == "tool_result")["output"], dump(again)
-    docker_cp.delete(f"/api/agents/sessions/{sid}", key)
 
 
 def test_killed_container_is_reported_and_restart_reconciles(docker_cp: ControlPlane, docker_client: Any) -> None:  # noqa: F811
@@ -108,25 +125,19 @@ def test_killed_container_is_reported_and_restart_reconciles(docker_cp: ControlP
     assert _containers(docker_client, sid) == []
 
 
-def test_idle_stop_and_wake_on_docker(tmp_path: Path, model: StubAnthropic, agent_image: str,  # noqa: F811
+def test_idle_stop_and_wake_on_docker(idle_cp: ControlPlane, model: StubAnthropic,
                                       docker_client: Any) -> None:  # noqa: F811
-    cp = ControlPlane(tmp_path / "idle", {"ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker",
-                                          "AGENT_IMAGE": agent_image, "SESSION_IDLE_TIMEOUT": "2",
-                                          "SESSION_CLEANUP_INTERVAL": "1"}).start()
+    cp = idle_cp
     key = "sk-ant-api03-" + secrets.token_hex(20)
-    try:
-        sid = cp.launch(key, config=SMALL)["session_id"]
-        cp.chat_events(sid, key, "run: echo docker-idle-marker > kept.txt")
-        wait_for(lambda: _status(cp, sid, key) == "stopped")
-        (container,) = _containers(docker_client, sid)
-        assert container.status in ("exited", "created")
-        model.reset()
-        events = cp.chat_events(sid, key, "run: cat kept.txt")
-        assert "docker-idle-marker" in next(e for e in events if e["type"] == "tool_result")["output"], dump(events)
-        assert "echo docker-idle-marker" in str(model.requests()[-1]["body"]["messages"])
-        cp.delete(f"/api/agents/sessions/{sid}", key)
-    finally:
-        cp.stop()
+    sid = cp.launch(key, config=SMALL)["session_id"]
+    cp.chat_events(sid, key, "run: echo docker-idle-marker > kept.txt")
+    wait_for(lambda: _status(cp, sid, key) == "stopped")
+    (container,) = _containers(docker_client, sid)
+    assert container.status in ("exited", "created")
+    model.reset()
+    events = cp.chat_events(sid, key, "run: cat kept.txt")
+    assert "docker-idle-marker" in next(e for e in events if e["type"] == "tool_result")["output"], dump(events)
+    assert "echo docker-idle-marker" in str(model.requests()[-1]["body"]["messages"])
 
 
 def _status(cp: ControlPlane, sid: str, key: str) -> str:

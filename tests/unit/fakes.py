@@ -14,17 +14,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from control.providers.base import Machine, MachineSpec, Provider
+from stubs.serving import BackgroundServer
 from wire import sse
 from wire.events import make_event
 
 
-class FakeMachineAgent:
+class FakeMachineAgent(BackgroundServer):
     """Answers like a configured machine agent; ``/chat`` replies with one text and done."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.configured: set[str] = set()
         self.chats = 0
         self._lock = threading.Lock()
@@ -33,15 +34,10 @@ class FakeMachineAgent:
         app.add_url_rule("/configure", view_func=self._configure, methods=["POST"])
         app.add_url_rule("/chat", view_func=self._chat, methods=["POST"])
         app.add_url_rule("/interrupt", view_func=lambda: jsonify(interrupted=True), methods=["POST"])
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._serve(app, "fake-machine-agent")
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._shutdown()
 
     def _health(self) -> Response:
         return jsonify(status="ok", configured=True, effective_config={})
@@ -66,18 +62,19 @@ class FakeMachineAgent:
 
 
 class FakeProvider(Provider):
-    """Machines that are all the same fake agent; remembers what exists, like a real one."""
+    """Machines that all answer at ``url`` (a FakeMachineAgent's); remembers what exists,
+    like a real provider."""
 
     name = "fake"
 
-    def __init__(self, agent: FakeMachineAgent) -> None:
-        self.agent = agent
+    def __init__(self, url: str) -> None:
+        self.url = url
         self.machines: dict[str, Machine] = {}
         self.started = 0
 
     def start(self, spec: MachineSpec) -> Machine:
         self.started += 1
-        machine = Machine(f"m-{spec.session_id}", self.agent.url, "started", spec.session_id)
+        machine = Machine(f"m-{spec.session_id}", self.url, "started", spec.session_id)
         self.machines[machine.machine_id] = machine
         return machine
 

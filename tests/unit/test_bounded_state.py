@@ -24,7 +24,7 @@ class Clock:
 
 def test_a_thousand_sessions_launched_and_deleted_leave_nothing_behind(tmp_path: Path) -> None:
     agent = FakeMachineAgent()
-    provider = FakeProvider(agent)
+    provider = FakeProvider(agent.url)
     service = build_service(tmp_path, provider)
     clock = Clock()
     service.turns.quotas._clock = clock  # the rate-limit windows pass in the blink of an eye
@@ -58,7 +58,7 @@ def test_a_thousand_sessions_launched_and_deleted_leave_nothing_behind(tmp_path:
 
 def test_a_key_shared_by_sessions_stays_redacted_until_the_last_one_goes(tmp_path: Path) -> None:
     agent = FakeMachineAgent()
-    service = build_service(tmp_path, FakeProvider(agent), RATE_LIMIT_PER_MINUTE="0")
+    service = build_service(tmp_path, FakeProvider(agent.url), RATE_LIMIT_PER_MINUTE="0")
     key = "shared-secret-not-key-shaped-0123456789"  # so only the known-secret list can hide it
     before = REDACTOR.known()
     try:

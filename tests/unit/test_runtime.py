@@ -26,7 +26,7 @@ def test_building_starts_nothing_and_stop_ends_what_start_began(tmp_path: Path) 
             settings = from_env({"DATABASE_PATH": str(tmp_path / f"{n}" / "agcluster.db"),
                                  "SESSION_CLEANUP_INTERVAL": "1", "SESSION_IDLE_TIMEOUT": "1",
                                  "RATE_LIMIT_PER_MINUTE": "0"})
-            apps.append(create_app(settings, provider=FakeProvider(agent)))
+            apps.append(create_app(settings, provider=FakeProvider(agent.url)))
         assert set(threading.enumerate()) == baseline  # five apps built, not one thread started
         assert janitors() == []
 
@@ -56,7 +56,7 @@ def test_start_reconciles_what_building_left_alone(tmp_path: Path) -> None:
     agent = FakeMachineAgent()
     try:
         settings = from_env({"DATABASE_PATH": str(tmp_path / "agcluster.db"), "RATE_LIMIT_PER_MINUTE": "0"})
-        provider = FakeProvider(agent)
+        provider = FakeProvider(agent.url)
         app = create_app(settings, provider=provider)
         ext = app.extensions["agcluster"]
         session_id = ext.sessions.launches.launch(Caller(key="sk-ant-runtime-test-key"), config_id="code-assistant").id

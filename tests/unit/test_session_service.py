@@ -13,11 +13,11 @@ import pytest
 import requests
 import simple_websocket
 from flask import Flask
-from werkzeug.serving import make_server
 
 from control.app import create_app
 from control.sessions import Caller, SessionService
 from control.settings import from_env
+from stubs.serving import BackgroundServer
 from tests.unit.fakes import FakeMachineAgent, FakeProvider, build_service
 from wire.errors import Forbidden, NotFound, RateLimited, Unauthorized
 
@@ -34,32 +34,26 @@ def agent() -> Iterator[FakeMachineAgent]:
 
 @pytest.fixture
 def service(tmp_path: Path, agent: FakeMachineAgent) -> SessionService:
-    return build_service(tmp_path, FakeProvider(agent), RATE_LIMIT_PER_MINUTE="0")
+    return build_service(tmp_path, FakeProvider(agent.url), RATE_LIMIT_PER_MINUTE="0")
 
 
-class Served:
+class Served(BackgroundServer):
     """The real app on a real socket (WebSockets need one), started and stopped by the test."""
 
     def __init__(self, app: Flask) -> None:
+        super().__init__()
         self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        import threading
-
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        self._serve(app, "control-plane")
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self._shutdown()
         self.app.extensions["agcluster"].stop()
 
 
 @pytest.fixture
 def served(tmp_path: Path, agent: FakeMachineAgent) -> Iterator[Served]:
     settings = from_env({"DATABASE_PATH": str(tmp_path / "agcluster.db"), "RATE_LIMIT_PER_MINUTE": "4"})
-    server = Served(create_app(settings, provider=FakeProvider(agent)))
+    server = Served(create_app(settings, provider=FakeProvider(agent.url)))
     yield server
     server.close()
 
@@ -85,7 +79,7 @@ def test_a_websocket_send_counts_against_the_same_rate_limit_as_rest(served: Ser
                            timeout=30)  # 2 of 4
     assert answer.status_code == 200 and answer.json()["text"] == "echo: over rest", answer.text
 
-    ws = simple_websocket.Client(f"ws://127.0.0.1:{served.server.server_port}/api/agents/{sid}/ws")
+    ws = simple_websocket.Client(f"ws://127.0.0.1:{served.port}/api/agents/{sid}/ws")
     try:
         ws.send(json.dumps({"api_key": KEY, "after": answer.json()["events"][-1]["seq"]}))
         ws.send(json.dumps({"type": "send", "message": "over the socket"}))  # 3 of 4
@@ -135,7 +129,7 @@ def test_the_access_check_in_token_mode_is_owner_or_admin(service: SessionServic
 
 
 def test_the_launch_quota_counts_what_the_service_launched(tmp_path: Path, agent: FakeMachineAgent) -> None:
-    service = build_service(tmp_path, FakeProvider(agent), QUOTA_LAUNCHES_PER_HOUR="2", RATE_LIMIT_PER_MINUTE="0")
+    service = build_service(tmp_path, FakeProvider(agent.url), QUOTA_LAUNCHES_PER_HOUR="2", RATE_LIMIT_PER_MINUTE="0")
     alice = Caller(user_id="u_alice", key=KEY)
     for _ in range(2):
         service.launches.launch(alice, config_id="code-assistant")
