@@ -66,8 +66,26 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
+def _close_proc_to_same_user() -> None:
+    """Keep the CLI and the agent's tools, which run as this same user, out of this process.
+
+    Removing the token from ``os.environ`` does not remove it from the environment block
+    the kernel shows in ``/proc/<pid>/environ``, which any process of the same user may
+    read (the agent's Bash tool could, and then approve its own permission requests). A
+    non-dumpable process has its ``/proc`` files owned by root and cannot be traced or
+    read by them; the CLI is exec'd, so it is dumpable again and unaffected.
+    """
+    import ctypes
+
+    pr_set_dumpable = 4
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
+        sys.exit(f"machine agent: prctl(PR_SET_DUMPABLE) failed: {os.strerror(ctypes.get_errno())}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
+    _close_proc_to_same_user()
     token = os.environ.pop(MACHINE_TOKEN_ENV, "")
     if not token:
         sys.exit(f"{MACHINE_TOKEN_ENV} is required")
