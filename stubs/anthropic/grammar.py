@@ -1,4 +1,4 @@
-"""The demo model's grammar (DESIGN.md §9): the latest user text decides the reply.
+"""The demo model's grammar (the README's "The demo model"): the latest user text decides the reply.
 
 Tool calls are only made with tools the request actually offers, so a config that removes
 a tool visibly changes behaviour ("the Write tool is unavailable"). Tools the CLI defers

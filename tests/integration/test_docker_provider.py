@@ -1,7 +1,8 @@
 """DockerProvider against a real engine and the real agent image (``make images``).
 
-Proves the isolation promises of DESIGN.md §6/§7/§10 on what Docker actually did (``docker
-inspect`` and commands inside the container), not on the arguments we meant to pass.
+Proves the isolation promises (the README's "How it works": the key never enters a machine,
+a locked-down machine per session) on what Docker actually did (``docker inspect`` and
+commands inside the container), not on the arguments we meant to pass.
 """
 
 from __future__ import annotations

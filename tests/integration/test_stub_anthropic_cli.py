@@ -2,7 +2,7 @@
 
 Nothing is mocked: the CLI runs real tools in a temporary workspace, so these tests prove
 both that the stub speaks the Messages API well enough for the pinned CLI and that the
-demo grammar does what DESIGN.md §9 promises.
+demo grammar does what the README's "The demo model" promises.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-// Renders the §5 event stream: user messages, streamed Markdown, thinking, tool calls with
+// Renders the event stream (wire/events.py): user messages, streamed Markdown, thinking, tool calls with
 // their results (sub-agent activity nested under its Task call), task updates, per-turn
 // usage and errors. The same code renders a live stream and a reloaded transcript.
 
