@@ -41,7 +41,7 @@ def _table(out: Console, columns: list[str], rows: list[list[str]]) -> None:
     """A table on a terminal; tab-separated lines (easy to cut/awk) when piped."""
     if not out.is_terminal:
         for row in rows:
-            out.print("\t".join(row), markup=False)
+            sys.stdout.write("\t".join(row) + "\n")
         return
     table = Table(*columns, box=None, header_style="bold", pad_edge=False)
     for row in rows:
@@ -121,8 +121,10 @@ def chat(ac: AgCluster, args: argparse.Namespace, out: Console, err: Console) ->
     while True:
         try:
             message = input("› " if sys.stdin.isatty() else "")
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
             break
+        except KeyboardInterrupt:
+            return 130
         if not message.strip():
             continue
         if message.strip() in ("/exit", "/quit"):

@@ -33,7 +33,8 @@ INPUT_CHARS = 160
 # The one field that says what a well-known tool call does; others show all their fields.
 PRIMARY_INPUT = {"Bash": "command", "Read": "file_path", "Write": "file_path", "Edit": "file_path",
                  "MultiEdit": "file_path", "NotebookEdit": "notebook_path", "Glob": "pattern", "Grep": "pattern",
-                 "WebFetch": "url", "WebSearch": "query", "Task": "description", "Agent": "description"}
+                 "WebFetch": "url", "WebSearch": "query", "Task": "description", "Agent": "description",
+                 "TaskCreate": "subject"}
 TODO_MARKS = {"completed": "[x]", "in_progress": "[~]", "pending": "[ ]"}
 
 
