@@ -2,14 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | sha1sum | cut -c1-12)
 UI_STAMP := static_ui/node_modules/.installed-$(shell cat static_ui/package.json static_ui/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: run demo test test-fast images bench install ui clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' -e ./client
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP) ui
