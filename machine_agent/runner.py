@@ -109,8 +109,6 @@ class AgentRunner:
             )
             client = ClaudeSDKClient(self._options)
             self._submit(client.connect(), timeout=120)
-            # While the answer goes out, not before it: the first turn's flush finds it ready.
-            asyncio.run_coroutine_threadsafe(self._store.warm(), self._loop)
             self._client = client
             self.session_id = session_id
             self._converter = EventConverter(session_id)
@@ -231,7 +229,9 @@ class AgentRunner:
 def _import_sdk() -> None:
     import machine_agent.convert  # noqa: F401 - imports the SDK
     import machine_agent.options  # noqa: F401
-    import machine_agent.session_store  # noqa: F401 - imports httpx
+    from machine_agent import session_store
+
+    session_store.prepare()
 
 
 def _drain(events: queue.Queue[Any]) -> Iterator[list[dict[str, Any]]]:

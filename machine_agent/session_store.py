@@ -9,16 +9,30 @@ is missing. It authenticates with the session's relay token, like model calls.
 The SDK flushes the mirror before it hands over a turn's ``result``, so the append is on
 every turn's critical path (last event → ``done``). One HTTP client is kept for the
 machine's life: building one per call cost ~18 ms (its TLS context), and a kept-alive
-connection saves the connect as well.
+connection saves the connect as well. :func:`prepare` pays the rest (the TLS context and
+httpcore's import, ~30 ms) before ``/configure``, so neither the configure answer nor the
+first turn waits for it.
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any
 
 import httpx
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+def prepare() -> None:
+    tls_context()
+    import httpcore  # noqa: F401 - what httpx imports when its first client is built
 
 
 class ControlPlaneSessionStore:
@@ -30,12 +44,8 @@ class ControlPlaneSessionStore:
     def _client(self) -> httpx.AsyncClient:
         # Created on the SDK's event loop (the only one that calls us) and kept there.
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=TIMEOUT, headers=self._headers)
+            self._http = httpx.AsyncClient(timeout=TIMEOUT, headers=self._headers, verify=tls_context())
         return self._http
-
-    async def warm(self) -> None:
-        """Build the client ahead of the first turn's flush."""
-        self._client()
 
     async def close(self) -> None:
         if self._http is not None:

@@ -33,7 +33,7 @@ app = create_app(workspace={str(tmp_path)!r}, token="t", home={str(tmp_path)!r})
 assert "claude_agent_sdk" not in sys.modules
 assert app.test_client().get("/health", headers={{"Authorization": "Bearer t"}}).status_code == 200
 app.extensions["agent_runner"]._prefetch.join(120)
-print("claude_agent_sdk" in sys.modules and "httpx" in sys.modules)
+print("claude_agent_sdk" in sys.modules and "httpcore" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
@@ -79,7 +79,6 @@ def test_the_mirror_reuses_one_connection(store_server: tuple[str, list[dict[str
 
     async def session() -> tuple[Any, Any]:
         store = ControlPlaneSessionStore(url, "relay-token")
-        await store.warm()
         for i in range(5):
             await store.append({"sessionId": "s"}, [{"uuid": str(i)}])
         loaded = await store.load({"sessionId": "s"})
