@@ -451,6 +451,28 @@ class FlyProvider(Provider):
     def relay_url(self) -> str:
         return self._relay_url
 
+    def relay_listen_address(self) -> tuple[str, int]:
+        """Where the control plane serves the relay: its own 6PN address, on RELAY_URL's port.
+
+        On Fly, ``fly-local-6pn`` (or ``FLY_PRIVATE_IP``) is this machine's own address on
+        the private network, so the relay is never on the public edge; elsewhere (the
+        stand-in) it is RELAY_URL's host itself.
+        """
+        parts = urlsplit(self._relay_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if self.internal_dns:
+            own = os.environ.get("FLY_PRIVATE_IP") or _first_address("fly-local-6pn")
+            if own:
+                return own, port
+        return parts.hostname or "", port
+
+    def enforcement(self, network: str = "relay") -> dict[str, str | None]:
+        """Fly enforces size in the VM itself; nothing here limits processes, and a Fly Machine
+        reaches the internet directly (the custom network only keeps other apps out), so a
+        relay-only network policy is not enforced (docs/FLY.md)."""
+        return {"memory": "Fly Machine guest (VM memory)", "cpu": "Fly Machine guest (VM CPUs)", "pids": None,
+                "storage": "Fly Volume size (workspace)", "network": None}
+
     def machine_for_peer(self, ip: str) -> str | None:
         """The machine key of the machine at peer address ``ip`` (the relay's caller), or None.
 
@@ -758,6 +780,13 @@ class FlyProvider(Provider):
         state = machine.state if machine.host_ok else "unknown"
         url = self._address(machine) if machine.private_ip and machine.host_ok else ""
         return Machine(machine.id, url, state, machine.metadata.get(SESSION_KEY))
+
+
+def _first_address(name: str) -> str | None:
+    try:
+        return str(socket.getaddrinfo(name, None, socket.AF_INET6)[0][4][0])
+    except (OSError, IndexError):
+        return None
 
 
 def _left(deadline: float) -> float:

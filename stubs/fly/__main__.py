@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", help="the only API token accepted (default: any Bearer/FlyV1 token)")
     parser.add_argument("--app", action="append", dest="apps", help="an app that exists (repeatable; default: any)")
     parser.add_argument("--region", default="ord")
+    parser.add_argument("--cold-resume", type=float, default=0.0, metavar="P",
+                        help="probability that a resume cold-boots, as when Fly drops a snapshot (default 0)")
+    parser.add_argument("--seed", type=int, help="seed for --cold-resume, for repeatable runs")
     args = parser.parse_args(argv)
     try:
         stub = StubFly(args.host, args.port, backend=args.backend, token=args.token, apps=args.apps,
@@ -26,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     except BackendError as exc:
         print(f"stubs.fly: {exc}", file=sys.stderr)
         return 1
-    serve_until_signalled(stub, "stubs.fly", f" (backend={args.backend})")
+    stub.cold_resume(args.cold_resume, seed=args.seed)
+    serve_until_signalled(stub, "stubs.fly", f" (backend={args.backend}; machines reach the host at {stub.gateway})")
     return 0
 
 

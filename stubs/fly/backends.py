@@ -27,6 +27,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,7 +321,7 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, anchor_image: str = "agcluster/agent:latest") -> None:
         import docker  # lazily: the process backend must not need an engine
 
         try:
@@ -342,6 +343,33 @@ class DockerBackend:
                                f"{exc.explanation or exc}") from None
         self.gateway = str(ipaddress.IPv6Network(self.subnet).network_address + 1)
         self._pool = Ipv6Pool(self.subnet)
+        self._anchor_gateway(anchor_image)
+
+    def _anchor_gateway(self, image: str) -> None:
+        """Make the gateway address usable by the host at once, as a 6PN address is.
+
+        Linux keeps a bridge's IPv6 address "tentative" (nothing can bind it) until the
+        bridge has a port and duplicate address detection has run, i.e. until the first
+        machine starts; a control plane must listen there before that. A sleeping container
+        on the network gives the bridge its carrier.
+        """
+        try:
+            self.client.images.get(image)
+        except self._errors.ImageNotFound:
+            return  # no machine can run either; nothing to anchor for
+        self.client.containers.run(image, [], entrypoint=["sleep", "infinity"], detach=True, user="65534:65534",
+                                   name=f"stubs-fly-{self.label}-anchor", network=self.network_name,
+                                   labels={"stubs.fly": self.label}, cap_drop=["ALL"], mem_limit="64m")
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+                    probe.bind((self.gateway, 0))
+                return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise BackendError(f"the network gateway {self.gateway} never became usable") from None
+                time.sleep(0.1)
 
     def addresses(self) -> AddressPool:
         return self._pool

@@ -27,8 +27,8 @@ from tests.docker_support import (  # noqa: F401 - fixtures
     ROOT,
     agent_image,
     docker_client,
-    free_port,
 )
+from tests.support import free_port
 
 pytestmark = pytest.mark.docker
 

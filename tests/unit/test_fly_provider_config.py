@@ -182,3 +182,17 @@ def test_machines_are_addressed_by_internal_name_when_it_resolves(provider: FlyP
                              internal_dns=True, resolver=lambda name: False)
     assert unresolved._address(machine) == "http://[fdaa:0:1::3]:8080"  # the private IP when DNS has no answer
     assert provider._address(machine) == "http://[fdaa:0:1::3]:8080"    # off Fly: no lookup at all
+
+
+def test_the_relay_listens_on_the_control_planes_own_6pn_address(monkeypatch: pytest.MonkeyPatch,
+                                                                 provider: FlyProvider) -> None:
+    assert provider.relay_listen_address() == ("control.internal", 8000)  # off Fly: RELAY_URL's host and port
+    on_fly = FlyProvider(provider.api, image="i", relay_url="http://agcluster.internal:8001/relay", internal_dns=True)
+    monkeypatch.setenv("FLY_PRIVATE_IP", "fdaa:0:1:a7b:9:2:3:4")
+    assert on_fly.relay_listen_address() == ("fdaa:0:1:a7b:9:2:3:4", 8001)  # never <app>.internal: all instances
+
+
+def test_what_fly_enforces_is_said_and_what_it_cannot_is_none(provider: FlyProvider) -> None:
+    enforced = provider.enforcement()
+    assert enforced["memory"] and enforced["cpu"] and enforced["storage"]
+    assert enforced["pids"] is None and enforced["network"] is None  # a Fly Machine reaches the internet directly
