@@ -46,8 +46,11 @@ def _session_memory(cp: ControlPlane, provider: str, sessions: list[Session]) ->
         for s in sessions:
             root = roots.get(cp.session_row(s.session_id).get("machine_key", ""))
             if root:
-                mem = procs.tree_memory_kb(root, tree)
-                out.append({"rss_mb": mem["rss_kb"] / 1024, "pss_mb": mem["pss_kb"] / 1024})
+                roles = procs.tree_breakdown_kb(root, tree)
+                row = {"rss_mb": sum(r["rss_kb"] for r in roles.values()) / 1024,
+                       "pss_mb": sum(r["pss_kb"] for r in roles.values()) / 1024}
+                row.update({f"pss_mb:{role}": r["pss_kb"] / 1024 for role, r in roles.items()})
+                out.append(row)
     else:
         for s in sessions:
             machine = cp.session_row(s.session_id).get("machine_id")
@@ -77,6 +80,8 @@ def measure(ctx: Context, provider: str) -> dict[str, Any]:
                 "latency_ms": {k: ms(v) if k != "n" else v for k, v in summarize(durations).items()},
                 "session_rss_mb": summarize([m["rss_mb"] for m in memory]),
                 "session_pss_mb": summarize([m["pss_mb"] for m in memory]),
+                "session_pss_mb_by_role": {role: summarize([m[f"pss_mb:{role}"] for m in memory if f"pss_mb:{role}" in m])
+                                           for role in procs.ROLES},
                 "cp": cp.rss_mb(),
             }
         for s in sessions:
@@ -118,6 +123,9 @@ def run(ctx: Context) -> dict[str, Any]:
                       "sandbox + machine agent + CLI process tree")
             table.add("memory per session PSS (MB)", [lv["session_pss_mb"]["mean"] for lv in levels.values()],
                       "shared pages split among their users")
+            for role in procs.ROLES:
+                table.add(f"  of which {role} PSS (MB)",
+                          [lv["session_pss_mb_by_role"][role]["mean"] for lv in levels.values()])
         else:
             table.add("memory per session (MB)", [lv["session_rss_mb"]["mean"] for lv in levels.values()],
                       "container cgroup usage (docker stats)")
