@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import stack
+from bench import procs, stack
 from bench.common import Context, launch_one, result, target
 from bench.stats import Table, is_na, ms, na, summarize, verdict
 
@@ -52,37 +52,59 @@ def cli_oneshot(ctx: Context, runs: int = 5) -> dict[str, Any]:
     return {"summary": summarize(times), "version": version}
 
 
+BOOT_CONFIG = {"allowed_tools": ["Bash", "Read", "Write", "Edit", "Glob", "Grep"],
+               "permission_mode": "bypassPermissions"}
+
+
 def agent_boot(ctx: Context, runs: int = 5) -> dict[str, Any]:
-    """``python -m machine_agent`` (unsandboxed, not configured) from spawn to its first /health answer."""
+    """One machine agent (unsandboxed) from spawn to ready, in its two steps, and its memory.
+
+    The agent serves a socket this process already bound and put in listening state
+    (``--listen-fd``, as the local provider does), so the first ``/health`` is sent at
+    spawn and answered the moment the agent can: no polling interval in the figure. Then
+    ``/configure`` (the SDK import the first ``/health`` started, plus the CLI's start)
+    against the stand-in model, and PSS/RSS per process of the configured, idle machine.
+    """
+    import socket
     import sys
 
     import requests
 
-    times = []
+    health, configure, memory = [], [], []
     for i in range(runs):
         workdir = ctx.lab.dir(f"agent-boot-{i}")
         (workdir / "workspace").mkdir()
-        port = stack.free_port()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir), "LANG": "C.UTF-8",
                "AGCLUSTER_MACHINE_TOKEN": "bench-token"}
+        listener = socket.create_server(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        headers = {"Authorization": "Bearer bench-token"}
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "machine_agent", "--host", "127.0.0.1", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "machine_agent", "--listen-fd", str(listener.fileno()),
                                  "--workspace", str(workdir / "workspace")], cwd=stack.ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                pass_fds=(listener.fileno(),), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        listener.close()
         try:
-            def healthy() -> bool:
-                try:
-                    return requests.get(f"http://127.0.0.1:{port}/health", timeout=1,
-                                        headers={"Authorization": "Bearer bench-token"}).status_code == 200
-                except requests.RequestException:
-                    return False
-
-            stack.wait_until(healthy, 60, "the machine agent", interval=0.01)
-            times.append(time.perf_counter() - started)
+            with requests.Session() as http:
+                http.get(f"{url}/health", headers=headers, timeout=60).raise_for_status()
+                up = time.perf_counter()
+                health.append(up - started)
+                http.post(f"{url}/configure", headers=headers, timeout=180, json={
+                    "session_id": f"boot-{i}", "config": BOOT_CONFIG, "relay_url": ctx.model.url,
+                    "relay_token": "sk-ant-bench"}).raise_for_status()
+                configure.append(time.perf_counter() - up)
+            memory.append(procs.tree_breakdown_kb(proc.pid))
         finally:
             os.killpg(proc.pid, 9)
             proc.wait()
-    return {"summary": summarize(times)}
+    per_role = {role: {key.replace("_kb", "_mb"): summarize([m[role][key] / 1024 for m in memory]) for key in ("pss_kb", "rss_kb")}
+                for role in procs.ROLES}
+    counts = {role: max(m[role]["processes"] for m in memory) for role in procs.ROLES}
+    return {"summary": summarize(health), "configure": summarize(configure),
+            "ready": summarize([a + b for a, b in zip(health, configure)]),
+            "memory_mb": per_role, "processes": counts,
+            "total_pss_mb": summarize([sum(m[r]["pss_kb"] for r in procs.ROLES) / 1024 for m in memory])}
 
 
 def _variants(ctx: Context) -> list[tuple[str, str, int, str | None]]:
@@ -205,11 +227,24 @@ def run(ctx: Context) -> dict[str, Any]:
         table.add("ratio p50 / local cold", [
             data[c] if is_na(data[c]) else f"{data[c]['summary']['p50'] / base['summary']['p50']:.2f}x" for c in columns])
     reference = Table("Reference points, same run (ms)", ["p50", "p95"])
+    steps = (("summary", "machine agent process: spawn → /health (no sandbox, no CLI)"),
+             ("configure", "machine agent: /configure (SDK import + CLI start)"),
+             ("ready", "machine agent: spawn → configured"))
+    for key, label in steps:
+        if is_na(boot):
+            reference.add(label, [boot, boot])
+        else:
+            reference.add(label, [ms(boot[key]["p50"]), ms(boot[key]["p95"])], f"n={boot[key]['n']}")
+    memory = Table("Memory of one configured, idle machine (no sandbox; MiB, mean)", ["PSS", "RSS", "processes"])
     if is_na(boot):
-        reference.add("machine agent process: spawn → /health (no sandbox, no CLI)", [boot, boot])
+        memory.add("all figures", [boot, boot, boot])
     else:
-        reference.add("machine agent process: spawn → /health (no sandbox, no CLI)",
-                      [ms(boot["summary"]["p50"]), ms(boot["summary"]["p95"])], f"n={boot['summary']['n']}")
+        for role in procs.ROLES:
+            if boot["processes"][role]:
+                memory.add(role, [boot["memory_mb"][role]["pss_mb"]["mean"], boot["memory_mb"][role]["rss_mb"]["mean"],
+                                  boot["processes"][role]])
+        memory.add("whole machine", [boot["total_pss_mb"]["mean"], None, sum(boot["processes"].values())],
+                   "PSS sums honestly; RSS counts shared pages in every process")
     if is_na(cli):
         reference.add("Claude Code CLI one-shot `claude -p hello` (stand-in model)", [cli, cli])
     else:
@@ -231,4 +266,4 @@ def run(ctx: Context) -> dict[str, Any]:
     if "docker warm" in data:
         dw = p50("docker warm")
         targets.append(target("launch from warm pool p50 (docker)", "<= 150 ms", dw, verdict(dw, 150), "ms"))
-    return result("launch", [table, reference], data, targets)
+    return result("launch", [table, reference, memory], data, targets)
