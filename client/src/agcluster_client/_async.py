@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, overload
@@ -174,7 +174,7 @@ class AsyncEventStream:
         if self._response is not None:
             await self._response.aclose()
 
-    async def _run(self) -> AsyncIterator[Event]:
+    async def _run(self) -> AsyncGenerator[Event, None]:
         cursor = self._cursor
         timeout = stream_timeout(self._client.timeout)
         while not cursor.done:

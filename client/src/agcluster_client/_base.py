@@ -128,7 +128,7 @@ class Cursor:
         return self.failures <= RESUME_ATTEMPTS
 
     def backoff(self) -> float:
-        return min(4.0, 0.25 * 2 ** (self.failures - 1))
+        return min(4.0, 0.25 * 2.0 ** (self.failures - 1))
 
     def lost(self) -> ConnectionFailed:
         if self.last_seq is None:

@@ -77,7 +77,8 @@ _BY_STATUS: dict[int, type[AgClusterError]] = {
 def error_from_response(response: httpx.Response, body: bytes) -> AgClusterError:
     """The exception for a non-2xx response whose body has been read."""
     status = response.status_code
-    code, message, details = f"http_{status}", body.decode(errors="replace")[:500] or response.reason_phrase, {}
+    code, message = f"http_{status}", body.decode(errors="replace")[:500] or response.reason_phrase
+    details: dict[str, Any] = {}
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -96,8 +97,9 @@ def error_from_response(response: httpx.Response, body: bytes) -> AgClusterError
 
 def _retry_after(details: dict[str, Any], header: str | None) -> float | None:
     for value in (details.get("retry_after"), header):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            continue
+        if isinstance(value, (int, float, str)):
+            try:
+                return float(value)
+            except ValueError:
+                continue
     return None

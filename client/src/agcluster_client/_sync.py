@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, overload
@@ -197,7 +197,7 @@ class EventStream:
         if self._response is not None:
             self._response.close()
 
-    def _run(self) -> Iterator[Event]:
+    def _run(self) -> Generator[Event, None, None]:
         cursor = self._cursor
         timeout = stream_timeout(self._client.timeout)
         while not cursor.done:

@@ -124,7 +124,7 @@ class TurnView:
             self._streamed = True
         elif isinstance(event, TextEvent):
             if event.parent_tool_use_id:
-                self._print(Text("  │ " + trim(event.text, 400 * 4).replace("\n", "\n  │ "), style="dim"))
+                self._print(Text("  │ " + trim(event.text, 1600).replace("\n", "\n  │ "), style="dim"))
             elif not self._streamed:
                 self._print(event.text)
             self._streamed = False
@@ -143,8 +143,8 @@ class TurnView:
             prefix = "  " if event.parent_tool_use_id else ""
             style = "red" if event.is_error else "dim"
             body = Text()
-            for i, line in enumerate(trimmed_output(event.output)):
-                body.append(("\n" if i else "") + prefix + ("  ⎿ " if i == 0 else "    ") + line, style=style)
+            for i, output_line in enumerate(trimmed_output(event.output)):
+                body.append(("\n" if i else "") + prefix + ("  ⎿ " if i == 0 else "    ") + output_line, style=style)
             self._print(body)
             self._working("thinking…")
         elif isinstance(event, TodoEvent):

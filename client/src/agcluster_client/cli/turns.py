@@ -7,18 +7,19 @@ import sys
 from collections.abc import Callable
 
 from .. import Session
+from .._base import Decision
 from .._models import turn_failed
 from .._wire.events import Event, PermissionRequestEvent
 from .render import View, tool_call
 
-ANSWERS = {"y": "allow", "yes": "allow", "a": "allow_session", "always": "allow_session", "n": "deny", "no": "deny"}
+ANSWERS: dict[str, Decision] = {"y": "allow", "yes": "allow", "a": "allow_session", "always": "allow_session", "n": "deny", "no": "deny"}
 
 
 class Quit(Exception):
     """The user pressed Ctrl-C a second time: leave the program."""
 
 
-def ask_in_terminal(view: View, event: PermissionRequestEvent) -> str:
+def ask_in_terminal(view: View, event: PermissionRequestEvent) -> Decision:
     """y/a/n at the terminal; without one (a script), deny: nobody can say yes."""
     if not sys.stdin.isatty():
         view.note(f"denied {event.tool_name}: no terminal to ask for approval (run interactively to approve)")
@@ -35,7 +36,7 @@ def ask_in_terminal(view: View, event: PermissionRequestEvent) -> str:
 
 
 def run_turn(session: Session, message: str, view: View,
-             ask: Callable[[View, PermissionRequestEvent], str] = ask_in_terminal) -> bool:
+             ask: Callable[[View, PermissionRequestEvent], Decision] = ask_in_terminal) -> bool:
     """Stream one turn into ``view``; True when it succeeded.
 
     Ctrl-C interrupts the turn on the server and keeps following it to its ``done`` (from
@@ -52,7 +53,7 @@ def run_turn(session: Session, message: str, view: View,
                     events.append(event)
                     view.show(event)
                     if isinstance(event, PermissionRequestEvent):
-                        session.approve(event.request_id, ask(view, event))  # type: ignore[arg-type]
+                        session.approve(event.request_id, ask(view, event))
                         view.begin()
             break
         except KeyboardInterrupt:
