@@ -417,9 +417,12 @@ class FlyProvider(Provider):
         name = volume_name(machine.metadata[SESSION_KEY]) if machine.metadata.get(SESSION_KEY) else None
         if machine.state != "destroyed":
             self._destroy_machine(machine_id)
-        # Also after an earlier attempt got the machine but not its volume: a retry finishes.
+        # Its own volume, and any other of the session's volumes no machine holds (also after
+        # an earlier attempt got the machine but not its volume: a retry finishes); never a
+        # volume another machine of the session is using.
         try:
-            doomed = sorted(v.id for v in self.api.list_volumes() if not v.gone and (v.id in mounted or v.name == name))
+            doomed = sorted(v.id for v in self.api.list_volumes() if not v.gone and (
+                v.id in mounted or (v.name == name and v.attached_machine_id in (None, machine_id))))
         except FlyApiError as exc:
             raise _provider_error("list the session's volumes", exc) from None
         for volume_id in doomed:
@@ -538,13 +541,14 @@ class FlyProvider(Provider):
         last_error = "no attempt made"
         for _attempt in range(self.create_attempts):
             existing = self._volumes_named(name)
+            reachable = [v for v in existing if v.host_ok]
+            if reachable:
+                # The one a machine holds, else the oldest. A volume restored from a snapshot
+                # under the same name wins over one on a lost host (docs/FLY.md, Host trouble);
+                # any other duplicate is left for delete, which removes every volume of the name.
+                return sorted(reachable, key=lambda v: (v.attached_machine_id is None, v.id))[0], False
             if existing:
-                unreachable = [v for v in existing if not v.host_ok]
-                if unreachable:
-                    raise _host_error("the workspace volume", unreachable[0].id)
-                # Keep the one a machine holds, else the oldest; a duplicate from an earlier
-                # ambiguous create is left for delete (which removes every volume of the name).
-                return sorted(existing, key=lambda v: (v.attached_machine_id is None, v.id))[0], False
+                raise _host_error("the workspace volume", existing[0].id)
             try:
                 return self.api.create_volume(name, size_gb=volume_gb(spec.resources), region=self.region or None,
                                               compute=guest.as_config()), True
@@ -575,10 +579,14 @@ class FlyProvider(Provider):
             found = [m for m in self.api.list_machines(metadata={SESSION_KEY: session_id}) if m.state not in GONE]
         except FlyApiError as exc:
             raise _provider_error("list the session's machines", exc) from None
-        for machine in found:
-            self._require_host(machine)
         keep = None
         for machine in found:
+            if not machine.host_ok:
+                # Its volume is reachable (checked first), so this machine is a leftover on a
+                # lost host: neither reusable nor removable now. Leave it; delete retries.
+                log.warning("machine %s of session %s is on an unreachable host; starting without it",
+                            machine.id, session_id)
+                continue
             mounted = {m.get("volume") for m in machine.mounts}
             if keep is None and machine.image == image and machine.state != "failed" and volume_id in mounted:
                 keep = machine

@@ -474,3 +474,20 @@ def _poll(condition: Callable[[], bool], timeout: float = 30.0) -> None:
             return
         tick.wait(0.02)
     raise AssertionError("condition not reached")
+
+
+def test_a_workspace_restored_from_a_snapshot_wins_over_one_on_a_lost_host(fly: StubFly,
+                                                                           provider: FlyProvider) -> None:
+    """docs/FLY.md, Host trouble: a new volume of the same name is what the next wake uses."""
+    lost = provider.start(spec())
+    fly.host_unreachable(lost.machine_id)
+    restored = provider.api.create_volume(volume_name(KEY), size_gb=3)  # what `--snapshot-id` gives back
+    woken = provider.start(spec())
+    assert woken.machine_id != lost.machine_id and health(woken.url)["status"] == "ok"
+    assert fly.machine(woken.machine_id)["config"]["mounts"][0]["volume"] == restored.id
+    assert fly.machine(lost.machine_id)["state"] == "started"  # untouched: nothing can act on it
+    fly.host_unreachable(lost.machine_id, False)
+    provider.destroy(lost.machine_id)  # the old machine and its volume, not the one in use
+    assert [v["id"] for v in live_volumes(fly)] == [restored.id]
+    assert fly.machine(woken.machine_id)["state"] == "started"
+    provider.destroy(woken.machine_id)
