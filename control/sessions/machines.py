@@ -46,10 +46,12 @@ class Machines:
     def resource_limits(self, config: dict[str, Any]) -> ResourceLimits:
         limits = config.get("resource_limits") or {}
         cpu_quota = int(limits.get("cpu_quota") or self.settings.container_cpu_quota)
-        s = self.settings
-        memory = parse_size_mb(limits["memory_limit"]) if limits.get("memory_limit") else s.container_memory_limit_mb
-        storage = parse_size_mb(limits["storage_limit"]) if limits.get("storage_limit") else s.container_storage_limit_mb
-        return ResourceLimits(cpus=cpu_quota / 100_000, memory_mb=memory, storage_mb=storage)
+        memory, storage = limits.get("memory_limit"), limits.get("storage_limit")
+        return ResourceLimits(
+            cpus=cpu_quota / 100_000,
+            memory_mb=parse_size_mb(memory) if memory else self.settings.container_memory_limit_mb,
+            storage_mb=parse_size_mb(storage) if storage else self.settings.container_storage_limit_mb,
+        )
 
     def remember_mcp_env(self, session_id: str, mcp_env: dict[str, dict[str, str]]) -> None:
         self._mcp_env[session_id] = mcp_env

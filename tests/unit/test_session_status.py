@@ -46,7 +46,7 @@ def test_exactly_the_table_is_allowed(source: SessionStatus, target: SessionStat
 
 def test_the_table_is_the_documented_one() -> None:
     assert {(a, b) for a, targets in TRANSITIONS.items() for b in targets} == LEGAL
-    assert LIVE == {S.STARTING, S.RUNNING}
+    assert {S.STARTING, S.RUNNING} == LIVE
     assert [str(s) for s in S] == ["starting", "running", "stopped", "failed", "deleting"]
 
 
