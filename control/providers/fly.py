@@ -311,6 +311,12 @@ class FlyProvider(Provider):
             raise ProviderError(
                 f"session machines would run in the control plane's own Fly app ({settings.fly_app_name}) and "
                 "receive its secrets; create a separate agents app and set AGCLUSTER_AGENTS_APP to its name")
+        relay_port = getattr(settings, "relay_port", None)
+        url_port = urlsplit(settings.relay_url).port or 80
+        if relay_port and url_port != relay_port:
+            raise ProviderError(
+                f"RELAY_URL's port ({url_port}) must be RELAY_PORT ({relay_port}): machines connect to the one, the "
+                "relay listens on the other (docs/FLY.md)")
         api = FlyMachinesClient(settings.fly_app_name, settings.fly_api_token, settings.machines_api_url)
         return cls(api, image=settings.agent_image, relay_url=settings.relay_url, region=settings.fly_region,
                    max_upload_mb=settings.max_upload_mb, internal_dns=on_fly)

@@ -84,14 +84,15 @@ def test_the_agent_image_hands_a_fresh_volume_to_the_agent_user(docker_client: A
 @pytest.fixture()
 def control_plane(docker_client: Any, control_image: str) -> Iterator[str]:
     """The image as fly.toml runs it (the Fly provider), against a stand-in Machines API."""
-    port = free_port()
+    port, relay_port = free_port(), free_port()
     with StubFly(token="t", apps=["agents"]) as fly:
         container = docker_client.containers.run(
             control_image, ["agcluster", "serve", "--host", "127.0.0.1", "--port", str(port),
                             "--provider", "fly_machines"],
             detach=True, name=f"h14-control-{uuid.uuid4().hex[:8]}", network_mode="host",
             environment={"FLY_API_TOKEN": "t", "AGCLUSTER_AGENTS_APP": "agents", "MACHINES_API_URL": fly.url,
-                         "RELAY_URL": "http://127.0.0.1:9/relay", "DATABASE_PATH": "/tmp/agcluster.db"})
+                         "RELAY_PORT": str(relay_port), "RELAY_URL": f"http://127.0.0.1:{relay_port}/relay",
+                         "DATABASE_PATH": "/tmp/agcluster.db"})
         try:
             url = f"http://127.0.0.1:{port}"
             tick = threading.Event()

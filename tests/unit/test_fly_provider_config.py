@@ -196,3 +196,15 @@ def test_what_fly_enforces_is_said_and_what_it_cannot_is_none(provider: FlyProvi
     enforced = provider.enforcement()
     assert enforced["memory"] and enforced["cpu"] and enforced["storage"]
     assert enforced["pids"] is None and enforced["network"] is None  # a Fly Machine reaches the internet directly
+
+
+def test_relay_url_and_relay_port_must_agree() -> None:
+    from control.settings import from_env
+
+    base = {"CONTAINER_PROVIDER": "fly_machines", "FLY_API_TOKEN": "fm2_x", "AGCLUSTER_AGENTS_APP": "agents"}
+    settings = from_env({**base, "RELAY_URL": "http://agcluster.internal:8001/relay", "RELAY_PORT": "8001"})
+    assert FlyProvider.from_settings(settings).relay_listen_address()[1] == 8001
+    if hasattr(settings, "relay_port"):  # RELAY_PORT is the relay listener's setting
+        wrong = from_env({**base, "RELAY_URL": "http://agcluster.internal:8000/relay", "RELAY_PORT": "8001"})
+        with pytest.raises(ProviderError, match="must be RELAY_PORT"):
+            FlyProvider.from_settings(wrong)
