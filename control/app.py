@@ -30,9 +30,8 @@ from control.pool import WarmPool
 from control.providers import make_provider
 from control.providers.base import Provider
 from control.quotas import Quotas
-from control.relay import relay_bp
+from control.relay import RelayLink, create_relay_app, egress
 from control.secrets import KeyVault, TokenMinter, install_redaction, load_server_secret
-from control.session_store import store_bp
 from control.sessions import Janitor, SessionService
 from control.settings import Settings, from_env
 from control.store import Store
@@ -62,11 +61,16 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
         settings=settings, store=store, catalog=catalog, provider=provider, vault=vault, minter=minter,
         sessions=sessions, relay_http=_relay_http(settings), accounts=Accounts(store), quotas=quotas,
         janitor=Janitor(sessions.lifecycle, settings.session_cleanup_interval))
+    # Machines reach the relay on listeners of their own (started by AgCluster.start, or
+    # per local machine), never through this app.
+    ext = app.extensions["agcluster"]
+    ext.relay_app = create_relay_app(ext)
+    provider.attach(RelayLink(ext.relay_app, egress.local_addresses()))
 
     errors.install(app)
     web.install(app, settings.cors_origins)
     app.before_request(require_token_for_api)
-    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, store_bp, relay_bp, account_bp, docs_bp,
+    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, account_bp, docs_bp,
                       metrics_bp, ui_bp):
         app.register_blueprint(blueprint)
     sock.init_app(app)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
-from flask import current_app, request
+from flask import Flask, current_app, request
 
 from control.accounts import Accounts
 from control.configs import ConfigCatalog
@@ -40,15 +41,23 @@ class AgCluster:
     accounts: Accounts
     quotas: Quotas
     janitor: Janitor
+    relay_app: Flask | None = None
+    """The relay as an app of its own, served to machines on listeners of theirs."""
+    _listeners: list[Any] = field(default_factory=list, init=False, repr=False)
     _state: str = field(default="built", init=False, repr=False)
     _state_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def start(self) -> None:
-        """Reconcile SQLite with the provider, warm the pool and start the janitor (once)."""
+        """Serve the relay to networked machines, reconcile SQLite with the provider, warm
+        the pool and start the janitor (once)."""
         with self._state_lock:
             if self._state != "built":
                 return
             self._state = "started"
+        if self.relay_app is not None:
+            from control.relay import serve_machine_network
+
+            self._listeners = serve_machine_network(self, self.relay_app)
         report = self.sessions.lifecycle.reconcile()
         if any(report.values()):
             log.info("reconciled sessions with %s: %s", self.provider.name, report)
@@ -65,6 +74,8 @@ class AgCluster:
                 return
             self._state = "stopped"
         self.janitor.stop()
+        for listener in self._listeners:
+            listener.close()
         self.sessions.close()
         self.provider.close()
         self.relay_http.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from control import unixhttp
 from wire import sse
 from wire.errors import ApiError, UpstreamError
 
@@ -21,7 +22,7 @@ class MachineClient:
     def __init__(self, url: str, token: str, http: requests.Session | None = None) -> None:
         self.url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
-        self._http = http or requests.Session()
+        self._http = unixhttp.mount(http or requests.Session())
 
     def request(self, method: str, path: str, *, timeout: float | None = 30.0, stream: bool = False,
                 **kwargs: Any) -> requests.Response:

@@ -28,7 +28,7 @@ from werkzeug.routing import Rule
 from control import __version__
 from control.auth import PUBLIC_PREFIXES
 from control.config_schema import AgentConfigSchema, SizeField, SystemPromptField, SystemPromptPreset
-from control.schemas import AnthropicErrorSchema, ChatSchema, ErrorSchema, LaunchSchema, PermissionAnswerSchema
+from control.schemas import ChatSchema, ErrorSchema, LaunchSchema, PermissionAnswerSchema
 from wire.events import EVENT_TYPES
 
 SKIPPED_METHODS = frozenset({"HEAD", "OPTIONS"})
@@ -55,7 +55,7 @@ class Op:
     query: tuple[dict[str, Any], ...] = ()
     headers: tuple[dict[str, Any], ...] = ()
     path_params: dict[str, str] = field(default_factory=dict)
-    auth: str = "api"  # public | api | session | owner | launch | admin | relay | machine | socket
+    auth: str = "api"  # public | api | session | owner | launch | admin | socket
     errors: tuple[int, ...] = (400,)
     tags: tuple[str, ...] = ()
 
@@ -71,24 +71,6 @@ LAST_EVENT_ID = {"name": "Last-Event-ID", "in": "header", "required": False,
 SESSION_ERRORS = (400, 401, 403, 404)
 MACHINE_ERRORS = (*SESSION_ERRORS, 409, 502, 503)
 SSE = "text/event-stream"
-
-# The relay's routes (``control/relay.py``, ``control/session_store.py``) are for machines,
-# not API clients; they are described here until the relay moves to its own listener.
-MACHINE_ROUTES: dict[str, Op] = {
-    "relay.relay": Op("Model relay for machines (Anthropic Messages API shape)", auth="relay",
-                      body={"type": "object"}, body_required=False, response={"type": "object"},
-                      media=("application/json", SSE), errors=(),
-                      description="Machines only: authenticated by the per-session relay token as x-api-key. "
-                                  "Errors use Anthropic's shape, since the agent's SDK reads them.",
-                      path_params={"path": "the upstream API path, e.g. v1/messages"}),
-    "session_store.append": Op("Machines only: append to the session's CLI transcript mirror",
-                               body={"type": "object"}, response={"type": "object"}, auth="machine",
-                               errors=(400, 401)),
-    "session_store.load": Op("Machines only: load the session's CLI transcript mirror", body={"type": "object"},
-                             response={"type": "object"}, auth="machine", errors=(400, 401)),
-    "session_store.subkeys": Op("Machines only: list the mirror's sub-transcripts", body={"type": "object"},
-                                response={"type": "object"}, auth="machine", errors=(400, 401)),
-}
 
 _V = TypeVar("_V", bound=Callable[..., Any])
 
@@ -108,7 +90,7 @@ def describe(summary: str, **kwargs: Any) -> Callable[[_V], _V]:
 def described(app: Flask, endpoint: str) -> Op | None:
     """The description of an endpoint, or None when nobody wrote one."""
     op = getattr(app.view_functions.get(endpoint), "_openapi", None)
-    return op if isinstance(op, Op) else MACHINE_ROUTES.get(endpoint)
+    return op if isinstance(op, Op) else None
 
 
 # Building -------------------------------------------------------------------------------
@@ -134,12 +116,7 @@ def _custom_fields(self: Any, field_: fields.Field[Any], ret: dict[str, Any], **
 
 
 def _auth_schemes(mode: str) -> dict[str, dict[str, Any]]:
-    schemes: dict[str, dict[str, Any]] = {
-        "relayToken": {"type": "apiKey", "in": "header", "name": "x-api-key",
-                       "description": "machines only: the per-session relay token"},
-        "relayBearer": {"type": "http", "scheme": "bearer",
-                        "description": "machines only: the per-session relay token as Bearer"},
-    }
+    schemes: dict[str, dict[str, Any]] = {}
     if mode == "token":
         schemes["agclusterToken"] = {"type": "http", "scheme": "bearer", "bearerFormat": "agc_...",
                                      "description": "an AgCluster API token (agcluster tokens create USER)"}
@@ -157,10 +134,6 @@ def _auth_schemes(mode: str) -> dict[str, dict[str, Any]]:
 def _security(auth: str, mode: str, path: str) -> list[dict[str, list[str]]]:
     if auth in ("public", "socket") or (auth == "api" and path.startswith(PUBLIC_PREFIXES)):
         return []
-    if auth == "relay":
-        return [{"relayToken": []}]
-    if auth == "machine":
-        return [{"relayBearer": []}]
     if mode == "token":
         if auth in ("session", "launch"):
             return [{"agclusterToken": [], "anthropicKey": []}, {"agclusterToken": []}]
@@ -190,7 +163,7 @@ def _op_for(app: Flask, rule: Rule) -> Op:
     doc = (getattr(app.view_functions.get(rule.endpoint), "__doc__", None) or "").strip().splitlines()
     return Op(summary=doc[0] if doc else rule.endpoint.replace(".", ": ").replace("_", " "),
               response={"type": "object"}, errors=(400, 401, 403, 404),
-              auth="machine" if rule.rule.startswith("/relay/") else "api")
+              auth="api")
 
 
 def _operation(op: Op, method: str, path: str, mode: str, endpoint: str) -> dict[str, Any]:
@@ -213,17 +186,13 @@ def _operation(op: Op, method: str, path: str, mode: str, endpoint: str) -> dict
     for status, extra in op.extra_responses.items():
         responses[str(status)] = {"description": extra["description"],
                                   "content": {"application/json": {"schema": extra["schema"]}}}
-    error_ref = "AnthropicError" if op.auth == "relay" else "Error"
     security = _security(op.auth, mode, path)
-    if op.auth == "relay":
-        responses["401"] = {"$ref": "#/components/responses/AnthropicError"}
-    else:
-        documented = set(op.errors) | ({401} if security else set())
-        for status in sorted(documented):
-            responses.setdefault(str(status), {"$ref": "#/components/responses/Error"})
+    documented = set(op.errors) | ({401} if security else set())
+    for status in sorted(documented):
+        responses.setdefault(str(status), {"$ref": "#/components/responses/Error"})
     # Anything else (e.g. 413 for an oversized body, 429, a 503 from a provider) is still
     # the shared error shape: ``default`` says so, and the fuzz test holds us to it.
-    responses["default"] = {"$ref": f"#/components/responses/{error_ref}"}
+    responses["default"] = {"$ref": "#/components/responses/Error"}
     out["responses"] = responses
     out["security"] = security
     return out
@@ -234,8 +203,7 @@ def _media_schema(op: Op, media: str) -> SchemaRef:
     if media == "application/json":
         return op.response or {"type": "object"}
     if media == SSE:
-        return "SseEvent" if op.auth != "relay" else {
-            "type": "object", "properties": {"event": {"type": "string"}, "data": {"type": "string"}}}
+        return "SseEvent"
     return {"type": "string", "format": "binary"} if media in ("*/*", "application/zip") else {"type": "string"}
 
 
@@ -249,7 +217,7 @@ def _description(mode: str) -> str:
         "`X-Anthropic-Api-Key` (at launch, and on chats to refresh it).\n\n"
         "**Errors** are always JSON `{\"error\": {\"code\", \"message\", \"details\"}}` with the status "
         "(400 validation, 401/403 auth, 404, 409 conflict, 413 too large, 429 rate limited with Retry-After, "
-        "502/503 upstream); the model relay alone answers in Anthropic's error shape."
+        "502/503 upstream). Machines reach the model relay on listeners of their own; it is not part of this API."
     )
 
 
@@ -263,7 +231,7 @@ def build(app: Flask) -> dict[str, Any]:
     plugin.converter.add_attribute_function(_custom_fields)  # type: ignore[union-attr]
     for name, schema in (("SystemPromptPreset", SystemPromptPreset), ("AgentConfig", AgentConfigSchema),
                          ("Launch", LaunchSchema), ("Chat", ChatSchema), ("PermissionAnswer", PermissionAnswerSchema),
-                         ("Error", ErrorSchema), ("AnthropicError", AnthropicErrorSchema)):
+                         ("Error", ErrorSchema)):
         spec.components.schema(name, schema=schema)
     _exactly_one_config(spec)
     spec.components.schema("SseEvent", {
@@ -275,8 +243,6 @@ def build(app: Flask) -> dict[str, Any]:
                        "data": {"type": "string", "description": "an Event object as JSON"}}})
     spec.components.response("Error", {"description": "The shared error shape",
                                        "content": {"application/json": {"schema": "Error"}}})
-    spec.components.response("AnthropicError", {"description": "Anthropic's error shape (model relay)",
-                                                "content": {"application/json": {"schema": "AnthropicError"}}})
     for scheme, definition in _auth_schemes(mode).items():
         spec.components.security_scheme(scheme, definition)
 
@@ -298,8 +264,7 @@ def build(app: Flask) -> dict[str, Any]:
 
 
 # The order a reader wants: the session lifecycle first, plumbing last.
-TAG_ORDER = ("agents", "live", "files", "configs", "account", "health", "metrics", "docs", "ui", "relay",
-             "session_store")
+TAG_ORDER = ("agents", "live", "files", "configs", "account", "health", "metrics", "docs", "ui")
 
 
 def _reading_order(rule: Rule) -> tuple[int, str]:

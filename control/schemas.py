@@ -86,16 +86,6 @@ class ErrorSchema(_Open):
     error = fields.Nested(ErrorDetailSchema, required=True)
 
 
-class AnthropicErrorDetailSchema(_Open):
-    type = fields.String(required=True)
-    message = fields.String(required=True)
-
-
-class AnthropicErrorSchema(_Open):
-    type = fields.String(required=True, validate=validate.OneOf(["error"]))
-    error = fields.Nested(AnthropicErrorDetailSchema, required=True)
-
-
 class WarmPoolSchema(_Open):
     size = fields.Integer(required=True)
     ready = fields.Integer(required=True)

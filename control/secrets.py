@@ -49,15 +49,17 @@ class TokenMinter:
     def machine_token(self, session_id: str) -> str:
         return self._mac("machine", session_id)
 
-    def relay_token(self, session_id: str) -> str:
-        return f"{RELAY_TOKEN_PREFIX}.{session_id}.{self._mac('relay', session_id)}"
+    def relay_token(self, machine_key: str) -> str:
+        """A machine's credential for the relay: names the machine, not a session, so a
+        pre-started machine can be handed to whichever session claims it."""
+        return f"{RELAY_TOKEN_PREFIX}.{machine_key}.{self._mac('relay', machine_key)}"
 
-    def session_for_relay_token(self, token: str) -> str | None:
+    def machine_for_relay_token(self, token: str) -> str | None:
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != RELAY_TOKEN_PREFIX:
             return None
-        session_id = parts[1]
-        return session_id if hmac.compare_digest(self.relay_token(session_id), token) else None
+        machine_key = parts[1]
+        return machine_key if hmac.compare_digest(self.relay_token(machine_key), token) else None
 
 
 class KeyVault:

@@ -222,6 +222,20 @@ class Store:
             row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return SessionRow(**dict(row)) if row else None
 
+    def session_for_machine(self, machine_key: str) -> SessionRow | None:
+        """The session that claimed this machine (the relay's way from a machine to a key)."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM sessions WHERE machine_key = ? ORDER BY created_at DESC LIMIT 1",
+                                   (machine_key,)).fetchone()
+        return SessionRow(**dict(row)) if row else None
+
+    def cli_bytes(self, session_id: str) -> int:
+        """How much of the CLI's transcript this session has mirrored (capped per session)."""
+        with self._lock:
+            row = self._db.execute("SELECT COALESCE(SUM(LENGTH(entry)), 0) FROM cli_transcripts WHERE session_id = ?",
+                                   (session_id,)).fetchone()
+        return int(row[0])
+
     def list_sessions(self, owner: str | None = None) -> list[SessionRow]:
         """Every session, or only ``owner``'s."""
         with self._lock:

@@ -92,7 +92,7 @@ class Machines:
             "session_id": row.id,
             "config": row.config,
             "relay_url": self.provider.relay_url(),
-            "relay_token": self.minter.relay_token(row.id),
+            "relay_token": self.minter.relay_token(row.machine_key),
             "mcp_env": self._mcp_env.get(row.id, {}),
             "resume": row.claude_session_id,
         })

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from control import metrics
 from control.app import create_app
 from control.secrets import hash_key
+from control.relay.routes import PEER_ENVIRON
 from control.session_status import SessionStatus
 from control.settings import from_env
 from control.store import SessionRow, Store
@@ -197,7 +198,10 @@ def test_relay_meters_bytes_and_tokens_from_the_models_answer(tmp_path: Path, mo
     tokens = {k: value("agcluster_tokens_total", kind=k) for k in metrics.TOKEN_KINDS}
     down, up = value("agcluster_relay_bytes_total", direction="downstream"), value("agcluster_relay_bytes_total", direction="upstream")
 
-    resp = app.test_client().post("/relay/v1/messages", data=body, headers={
+    # The relay is an app of its own; its listener tells it which machine is calling.
+    relay = ext.relay_app.test_client()
+    relay.environ_base[PEER_ENVIRON] = session_id
+    resp = relay.post("/relay/v1/messages", data=body, headers={
         "x-api-key": token, "content-type": "application/json", "anthropic-version": "2023-06-01"})
     answer = resp.get_data()
     resp.close()

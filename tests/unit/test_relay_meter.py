@@ -1,6 +1,6 @@
 import json
 
-from control.relay import UsageMeter
+from control.relay.meter import UsageMeter
 from control.secrets import KeyVault, Redactor, TokenMinter, hash_key, key_matches
 
 
@@ -30,11 +30,11 @@ def test_meter_reads_json_answers() -> None:
 def test_tokens_and_hashes() -> None:
     minter = TokenMinter(b"s" * 32)
     token = minter.relay_token("abc")
-    assert minter.session_for_relay_token(token) == "abc"
+    assert minter.machine_for_relay_token(token) == "abc"
     tampered = token[:-1] + ("1" if token[-1] == "0" else "0")
-    assert minter.session_for_relay_token(tampered) is None
-    assert minter.session_for_relay_token("garbage") is None
-    assert TokenMinter(b"t" * 32).session_for_relay_token(token) is None
+    assert minter.machine_for_relay_token(tampered) is None
+    assert minter.machine_for_relay_token("garbage") is None
+    assert TokenMinter(b"t" * 32).machine_for_relay_token(token) is None
     salt, digest = hash_key("sk-ant-secret")
     assert key_matches("sk-ant-secret", salt, digest) and not key_matches("sk-ant-other", salt, digest)
     assert "sk-ant-secret" not in digest
