@@ -22,9 +22,9 @@ $(UI_STAMP): static_ui/package.json
 	  else echo "npm not found: the dashboard needs Node.js/npm to fetch its browser libraries (apt-get install npm)"; exit 1; fi; fi
 
 run: install
-	@command -v bwrap >/dev/null || [ -n "$$AGCLUSTER_ALLOW_UNSANDBOXED" ] || [ "$$CONTAINER_PROVIDER" = docker ] || [ "$$CONTAINER_PROVIDER" = fly_machines ] || \
+	@command -v bwrap >/dev/null || [ "$$CONTAINER_PROVIDER" = docker ] || [ "$$CONTAINER_PROVIDER" = fly_machines ] || \
 	  { echo "bubblewrap is needed to sandbox local agents: sudo apt-get install bubblewrap"; \
-	    echo "(or CONTAINER_PROVIDER=docker, or AGCLUSTER_ALLOW_UNSANDBOXED=1 to run agents unisolated)"; exit 1; }
+	    echo "(or CONTAINER_PROVIDER=docker)"; exit 1; }
 	$(BIN)/agcluster serve
 
 demo: install

@@ -109,7 +109,7 @@ def agent_boot(ctx: Context, runs: int = 5) -> dict[str, Any]:
 
 def _variants(ctx: Context) -> list[tuple[str, str, int, str | None]]:
     """(column, provider, warm pool size, reason it cannot run or None)."""
-    local_missing = None if (shutil.which("bwrap") or os.environ.get("AGCLUSTER_ALLOW_UNSANDBOXED")) \
+    local_missing = None if (shutil.which("bwrap")) \
         else "bubblewrap not installed"
     docker_missing = stack.docker_provider_missing()
     fly_missing = stack.fly_stub_missing()

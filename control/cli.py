@@ -100,7 +100,6 @@ def serve(settings: Settings) -> None:
     _preflight(settings)
     binds = [f"[{settings.api_host}]:{settings.api_port}" if ":" in settings.api_host
              else f"{settings.api_host}:{settings.api_port}"]
-    binds += _extra_binds(settings)
     print(f"AgCluster serving on http://{settings.api_host}:{settings.api_port} "
           f"(provider={settings.container_provider}, database={settings.database_path}"
           f"{', demo model' if settings.demo else ''})", flush=True)
@@ -118,24 +117,10 @@ def _preflight(settings: Settings) -> None:
                  "to reach this control plane over 6PN, e.g. http://<control-app>.internal:8000/relay (see docs/FLY.md)")
     if settings.container_provider == "local":
         # shutil, not the provider module: nothing may import requests before gevent patches.
-        if shutil.which("bwrap") is None and not settings.allow_unsandboxed:
+        if shutil.which("bwrap") is None:
             sys.exit("agcluster: bubblewrap (bwrap) is required to sandbox local agents.\n"
                      "  Install it:  sudo apt-get install bubblewrap   (Fedora: sudo dnf install bubblewrap)\n"
-                     "  or run unsandboxed (agents can read your files): AGCLUSTER_ALLOW_UNSANDBOXED=1")
-
-
-def _extra_binds(settings: Settings) -> list[str]:
-    """Docker machines reach the relay through the agents network's gateway address."""
-    if settings.container_provider != "docker" or settings.relay_url:
-        return []
-    try:
-        from control.providers.docker import gateway_bind_address
-
-        address = gateway_bind_address()
-    except Exception as exc:  # noqa: BLE001 - reported, then serve without it
-        print(f"agcluster: cannot prepare the Docker agents network: {exc}", file=sys.stderr)
-        return []
-    return [f"{address}:{settings.api_port}"] if address else []
+                     "  or use Docker: CONTAINER_PROVIDER=docker (make images first)")
 
 
 def _start_demo_model(settings: Settings) -> Settings:

@@ -44,14 +44,34 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_NAME = re.compile(r"(^|[_-])(TOKEN|SECRET|PASSWORD|PASSWD|API[_-]?KEY|PRIVATE[_-]?KEY|ACCESS[_-]?KEY|CREDENTIALS?)([_-]|$)",
                          re.IGNORECASE)
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
-# Variables a config (or mcp_env) may never set: they carry the relay, the sandbox or the CLI's identity.
+# Variables a config (or mcp_env) may never set: they carry the relay, the sandbox or the
+# CLI's identity, or they change how shells, interpreters, loaders, TLS or proxies behave
+# (a saved config is someone else's code: BASH_ENV alone would run its script in every
+# shell of the launcher's machine). Checked case-insensitively, as names and as prefixes.
 RESERVED_ENV = frozenset({
-    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "CLAUDE_CODE_OAUTH_TOKEN",
-    "AGCLUSTER_MACHINE_TOKEN", "AGCLUSTER_SESSION_ID", "HOME", "PATH", "PWD", "USER", "SHELL", "LD_PRELOAD",
-    "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONHOME", "IS_SANDBOX", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_AGENT_SDK_VERSION",
-    "CLAUDE_CODE_ENABLE_TODO_TOOLS", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_AUTOUPDATER",
-    "CLAUDE_CONFIG_DIR", "NODE_OPTIONS",
+    "HOME", "PATH", "PWD", "USER", "LOGNAME", "SHELL", "IS_SANDBOX", "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS",
+    "PROMPT_COMMAND", "PS4", "IFS", "CDPATH", "GLOBIGNORE", "HISTFILE", "INPUTRC", "TERMINFO",
+    "NODE_OPTIONS", "NODE_PATH", "NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "NODE_REPL_EXTERNAL_MODULE",
+    "PERL5OPT", "PERL5LIB", "PERLLIB", "PERL5DB", "RUBYOPT", "RUBYLIB", "GEM_HOME", "GEM_PATH",
+    "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH",
+    "GCONV_PATH", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "NLSPATH", "TZDIR",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO",
+    "EDITOR", "VISUAL", "PAGER", "GIT_EDITOR", "GIT_PAGER", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS",
+    "SSH_ASKPASS", "GIT_EXEC_PATH", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT", "TMPDIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR",
 })
+RESERVED_ENV_PREFIXES = ("LD_", "DYLD_", "PYTHON", "ANTHROPIC_", "CLAUDE_", "AGCLUSTER_", "MALLOC_", "BUN_",
+                         "NPM_CONFIG_", "PIP_", "UV_", "GIT_CONFIG_")
+RESERVED_ENV_SUFFIXES = ("_PROXY",)
+
+
+def reserved_env(name: str) -> bool:
+    upper = name.upper()
+    return (upper in RESERVED_ENV or upper.startswith(RESERVED_ENV_PREFIXES)
+            or upper.endswith(RESERVED_ENV_SUFFIXES))
+
+
+NETWORK_POLICIES = ("relay", "internet")
 # The machine's name for the main thread when sub-agents need tools it must not have.
 RESERVED_AGENT = "agcluster-main"
 MAX_PROMPT = 100_000
@@ -158,7 +178,7 @@ class McpServerSchema(_Strict):
                     errors[name] = ["sse/http servers take url/headers, not command/args/env"]
         env_errors = {}
         for key, value in (data.get("env") or {}).items():
-            if key in RESERVED_ENV:
+            if reserved_env(key):
                 env_errors[key] = [f"{key} is reserved and cannot be set"]
             elif value and SECRET_NAME.search(key):
                 env_errors[key] = ["looks like a credential: declare it with null and supply it at launch in mcp_env"]
@@ -221,6 +241,7 @@ class AgentConfigSchema(_Strict):
     resource_limits = fields.Nested(ResourceLimitsSchema, load_default=dict)
     setting_sources = fields.List(fields.String(validate=validate.OneOf(SETTING_SOURCES)), load_default=list,
                                   validate=validate.Length(max=len(SETTING_SOURCES)))
+    network = fields.String(load_default="relay", validate=validate.OneOf(NETWORK_POLICIES))
 
     @pre_load
     def _object(self, data: Any, **kwargs: Any) -> Any:
@@ -232,7 +253,7 @@ class AgentConfigSchema(_Strict):
     def _env(self, value: dict[str, str], **kwargs: Any) -> None:
         errors = {}
         for key in value:
-            if key in RESERVED_ENV:
+            if reserved_env(key):
                 errors[key] = [f"{key} is reserved and cannot be set"]
             elif SECRET_NAME.search(key):
                 errors[key] = ["env is for non-secret settings; credentials go to an MCP server's env via mcp_env"]

@@ -43,8 +43,9 @@ class Settings:
     max_upload_mb: int = 50
     auth_mode: str = "none"
     allow_public_bind: bool = False
-    allow_unsandboxed: bool = False
     relay_url: str = ""
+    relay_port: int = 8001
+    egress_port: int = 8002
     machines_dir: Path = Path("./data/machines")
     demo: bool = False
     warm_pool_size: int = 0
@@ -68,9 +69,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     reader = _Reader(env)
     database_path = Path(reader.text("DATABASE_PATH", "./data/agcluster.db"))
+    api_port = reader.integer("API_PORT", 8000, 1, 65535)
     settings = Settings(
         api_host=reader.text("API_HOST", "127.0.0.1"),
-        api_port=reader.integer("API_PORT", 8000, 1, 65535),
+        api_port=api_port,
         container_provider=reader.choice("CONTAINER_PROVIDER", "local", PROVIDERS),
         database_path=database_path,
         agent_image=reader.text("AGENT_IMAGE", "agcluster/agent:latest"),
@@ -90,8 +92,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         max_upload_mb=reader.integer("MAX_UPLOAD_MB", 50, 1, 10_240),
         auth_mode=reader.choice("AUTH_MODE", "none", AUTH_MODES),
         allow_public_bind=reader.boolean("AGCLUSTER_ALLOW_PUBLIC_BIND", False),
-        allow_unsandboxed=reader.boolean("AGCLUSTER_ALLOW_UNSANDBOXED", False),
         relay_url=reader.url("RELAY_URL", "", allow_empty=True),
+        relay_port=reader.integer("RELAY_PORT", api_port + 1 if api_port < 65534 else 8001, 1, 65535),
+        egress_port=reader.integer("EGRESS_PORT", api_port + 2 if api_port < 65533 else 8002, 1, 65535),
         machines_dir=Path(reader.text("MACHINES_DIR", str(database_path.parent / "machines"))),
         warm_pool_size=reader.integer("WARM_POOL_SIZE", 0, 0, 50),
         session_ttl=reader.integer("SESSION_TTL", 0, 0, 10 * 365 * 86_400),
@@ -105,6 +108,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def validate(settings: Settings) -> Settings:
+    if len({settings.api_port, settings.relay_port, settings.egress_port}) != 3:
+        raise SettingsError(f"API_PORT, RELAY_PORT and EGRESS_PORT must differ, got {settings.api_port}, "
+                            f"{settings.relay_port} and {settings.egress_port}")
     if settings.container_provider == "fly_machines":
         for name, value in (("FLY_API_TOKEN", settings.fly_api_token), ("FLY_APP_NAME", settings.fly_app_name)):
             if not value:

@@ -24,6 +24,9 @@ MCP_AUTO_ALLOWED = ["ListMcpResourcesTool", "ReadMcpResourceTool"]
 # The hidden agent the main thread runs as when sub-agents need tools it must not have.
 MAIN_AGENT = "agcluster-main"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# ``env -u NAME`` for every variable that carries the relay or the CLI's identity.
+STRIPPED_FROM_MCP = [arg for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL",
+                                      "CLAUDE_CODE_OAUTH_TOKEN") for arg in ("-u", name)]
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,10 @@ def _mcp_servers(servers: dict[str, Any], mcp_env: dict[str, Any]) -> dict[str, 
         values = mcp_env.get(name) if isinstance(mcp_env.get(name), dict) else {}
         kind = spec.get("type", "stdio")
         if kind == "stdio":
-            entry: dict[str, Any] = {"type": "stdio", "command": spec["command"], "args": list(spec.get("args") or [])}
+            # The CLI starts MCP servers with its own environment, relay token included; a
+            # server (someone else's code, when the config is shared) gets it cleared.
+            entry: dict[str, Any] = {"type": "stdio", "command": "env",
+                                     "args": [*STRIPPED_FROM_MCP, "--", spec["command"], *(spec.get("args") or [])]}
             env = {}
             for key, default in (spec.get("env") or {}).items():
                 value = values.get(key, default)

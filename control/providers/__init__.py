@@ -17,16 +17,15 @@ def make_provider(settings: Settings) -> Provider:
     if settings.container_provider == "local":
         from control.providers.local import LocalProvider
 
-        return LocalProvider(settings.machines_dir, relay_url_for(settings), hidden_dirs=[settings.data_dir],
-                             allow_unsandboxed=settings.allow_unsandboxed, max_upload_mb=settings.max_upload_mb)
+        return LocalProvider(settings.machines_dir, hidden_dirs=[settings.data_dir],
+                             max_upload_mb=settings.max_upload_mb)
     if settings.container_provider == "docker":
         from control.providers.docker import DockerProvider
 
         # A per-database instance label keeps two control planes on one engine from
         # reconciling away each other's machines.
         instance = hashlib.sha256(str(settings.database_path.resolve()).encode()).hexdigest()[:12]
-        return DockerProvider(settings.agent_image, settings.api_port, relay_url=settings.relay_url or None,
-                              instance=instance)
+        return DockerProvider(settings.agent_image, settings.relay_port, settings.egress_port, instance=instance)
     if settings.container_provider == "fly_machines":
         from control.providers.fly import FlyProvider
 

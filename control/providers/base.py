@@ -10,10 +10,12 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
+
+from wire.protocol import MACHINE_TOKEN_ENV
 
 AGENT_PORT = 8080
-MACHINE_TOKEN_ENV = "AGCLUSTER_MACHINE_TOKEN"
 
 
 class ProviderError(Exception):
@@ -41,7 +43,10 @@ class MachineSpec:
     image: str | None = None
     resources: ResourceLimits = field(default_factory=ResourceLimits)
     env: dict[str, str] = field(default_factory=dict)
-    """Non-secret environment only (DESIGN.md §6–§7): never keys or credentials."""
+    """Non-secret environment only: never keys or credentials (docs/SECURITY.md)."""
+    network: str = "relay"
+    """``relay``: the machine reaches only the model relay; ``internet``: also public
+    addresses, through the control plane's egress proxy (docs/SECURITY.md)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,20 @@ class Machine:
     """Base URL of the machine agent as the control plane reaches it."""
     state: str = "started"
     session_id: str | None = None
+
+
+class Closer(Protocol):
+    def close(self) -> None: ...
+
+
+class MachineLink(Protocol):
+    """What the control plane serves to machines that have no network of their own (the
+    local provider's): the model relay and the egress proxy, each on a Unix socket of the
+    machine's own, so the socket a request arrives on names the machine."""
+
+    def relay_unix(self, path: Path, machine_key: str) -> Closer: ...
+
+    def egress_unix(self, path: Path, machine_key: str) -> Closer: ...
 
 
 class Provider(abc.ABC):
@@ -75,6 +94,29 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def relay_url(self) -> str:
         """The model relay's base URL as seen from inside a machine."""
+
+    def attach(self, link: MachineLink) -> None:
+        """Receive the control plane's per-machine relay; only providers whose machines
+        have no network of their own need it."""
+
+    def relay_listen_address(self) -> tuple[str, int] | None:
+        """Where the control plane must serve the relay (and egress proxy) for machines that
+        reach it over a network (Docker's gateway, Fly's 6PN address), or None."""
+        return None
+
+    def egress_listen_address(self) -> tuple[str, int] | None:
+        """Where the control plane must serve the egress proxy on that network, or None."""
+        return None
+
+    def machine_for_peer(self, address: str) -> str | None:
+        """The key (``MachineSpec.session_id``) of the machine at this network address, so
+        the relay can tell which machine is calling; None for a stranger."""
+        return None
+
+    def enforcement(self, network: str = "relay") -> dict[str, str | None]:
+        """How this provider enforces each limit and the network policy: a mechanism's
+        name, or None where it cannot (the launch answer turns those into warnings)."""
+        return {"memory": None, "cpu": None, "pids": None, "storage": None, "network": None}
 
     def validate_resources(self, limits: ResourceLimits) -> None:
         """Reject limits this provider can never honour, before anything is created (a 400)."""
@@ -105,7 +147,9 @@ def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None)
     deadline = time.monotonic() + timeout
     delay = 0.02
     last_error = "no answer"
-    with requests.Session() as http:
+    from control import unixhttp
+
+    with unixhttp.mount(requests.Session()) as http:
         while time.monotonic() < deadline:
             if alive is not None and not alive():
                 raise ProviderError("the machine exited while starting")

@@ -18,18 +18,22 @@ limit is not enforced by Docker and ``usage()["disk_used_mb"]`` reports what the
 and home volumes hold so the control plane can act on it. Volumes of the ``local`` driver
 have no size cap on any storage driver.
 
-Reaching machines, and machines reaching the model relay:
+Reaching machines, and machines reaching the model relay (docs/SECURITY.md):
 
-* control plane on the host (default): port 8080 is published on ``127.0.0.1`` with a
-  random host port. Containers cannot reach the host's loopback, so the control plane adds
-  a second bind on the agents network's gateway address (``gateway_bind_address()``) and
-  ``relay_url()`` points there. The network is created with inter-container traffic
-  disabled: agents reach the gateway, never each other.
+* the agents network ``agcluster-agents`` is an *internal* bridge with inter-container
+  traffic off: no route out of it, and agents never reach each other. The control plane
+  reaches a machine at its address on that network; the machine reaches exactly two ports
+  of the control plane there: the model relay (``RELAY_PORT``) and, for configs with
+  ``network: internet``, the egress proxy (``EGRESS_PORT``), which connects to public
+  addresses only. Both identify the calling machine by its address
+  (:meth:`DockerProvider.machine_for_peer`).
+* control plane on the host (default): both listen on the network's gateway address, and
+  when this process is root a host firewall chain drops everything else the agents'
+  bridge sends to the host (``hostfirewall.py``), so host services bound to every
+  address stay out of reach.
 * control plane in a container (``AGCLUSTER_IN_DOCKER=1``, docker-compose.local.yml): it
-  shares a network with the agents (``AGCLUSTER_DOCKER_NETWORK``, compose's own
-  ``agcluster-agents-compose``, where inter-container traffic has to stay on), reaches them
-  as ``http://<container>:8080`` and they reach it as
-  ``http://<AGCLUSTER_CONTROL_HOST>:<API_PORT>/relay``. Nothing is published.
+  joins the agents network itself and listens on its own address there; machines are
+  reached as ``http://<container>:8080``.
 
 Machines are labelled ``agcluster.instance=<instance>`` and only those are listed, so two
 control planes sharing one engine never reconcile away each other's machines.
@@ -37,8 +41,6 @@ control planes sharing one engine never reconcile away each other's machines.
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import os
 import re
@@ -48,6 +50,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from control.providers.base import AGENT_PORT, MACHINE_TOKEN_ENV, Machine, MachineSpec, Provider, ProviderError, wait_healthy
 
@@ -70,7 +73,6 @@ AGENT_UID = "1000:1000"
 IN_DOCKER_ENV = "AGCLUSTER_IN_DOCKER"
 CONTROL_HOST_ENV = "AGCLUSTER_CONTROL_HOST"
 NETWORK_ENV = "AGCLUSTER_DOCKER_NETWORK"
-PORT_KEY = f"{AGENT_PORT}/tcp"
 
 # Names that only ever hold credentials. MachineSpec.env is documented as non-secret; this
 # turns a slip into an error instead of a key in `docker inspect` (DESIGN.md §7).
@@ -134,25 +136,28 @@ def _connect(client: DockerClient | None = None) -> DockerClient:
 class DockerProvider(Provider):
     name = "docker"
 
-    def __init__(self, image: str, api_port: int, in_docker: bool | None = None, client: DockerClient | None = None,
-                 *, relay_url: str | None = None, control_host: str | None = None, network: str | None = None,
+    def __init__(self, image: str, relay_port: int, egress_port: int, in_docker: bool | None = None,
+                 client: DockerClient | None = None, *, control_host: str | None = None, network: str | None = None,
                  instance: str = "default", startup_timeout: float = 60.0) -> None:
         """``in_docker=None`` reads ``AGCLUSTER_IN_DOCKER`` and ``network=None`` reads
         ``AGCLUSTER_DOCKER_NETWORK`` (compose uses a network of its own, see
-        docker-compose.local.yml); ``relay_url`` overrides the derived relay address
-        (``RELAY_URL``); ``instance`` labels machines so two control planes on one engine
-        (tests, a second checkout) never reconcile away each other's machines."""
+        docker-compose.local.yml); ``relay_port``/``egress_port`` are where the control plane
+        serves machines on the agents network; ``instance`` labels machines so two control
+        planes on one engine (tests, a second checkout) never reconcile away each other's
+        machines."""
         self.image = image
-        self.api_port = api_port
+        self.relay_port = relay_port
+        self.egress_port = egress_port
         self.in_docker = _env_flag(IN_DOCKER_ENV) if in_docker is None else in_docker
         self.control_host = control_host or os.environ.get(CONTROL_HOST_ENV) or socket.gethostname()
         self.network = network or os.environ.get(NETWORK_ENV) or NETWORK
         self.instance = instance
         self.startup_timeout = startup_timeout
-        self._relay_override = relay_url.rstrip("/") if relay_url else None
         self.client = _connect(client)
         self._lock = threading.Lock()
         self._gateway: str | None = None
+        self._peers: dict[str, str] = {}
+        self._firewall: str | None = None
         self._attached = False
         self._storage_quota: bool | None = None
         self._ncpu: int | None = None
@@ -180,6 +185,7 @@ class DockerProvider(Provider):
                 if isinstance(exc, ProviderError):
                     raise ProviderError(f"{exc.message}{detail}", retryable=exc.retryable) from None
                 raise
+        self._remember_peer(url, spec.session_id)
         return Machine(name, url, "started", spec.session_id)
 
     def destroy(self, machine_id: str) -> None:
@@ -194,6 +200,7 @@ class DockerProvider(Provider):
                 container.remove(force=True)
             self._cpu_samples.pop(machine_id, None)
             if session_id:
+                self._forget_peer(session_id)
                 self._remove_volumes(session_id)
 
     def inspect(self, machine_id: str) -> Machine | None:
@@ -207,14 +214,69 @@ class DockerProvider(Provider):
             return [self._machine(c) for c in containers]
 
     def relay_url(self) -> str:
-        if self._relay_override:
-            return self._relay_override
-        host = self.control_host if self.in_docker else self.gateway()
-        return f"http://{host}:{self.api_port}/relay"
+        return f"http://{self._listen_host()}:{self.relay_port}/relay"
 
-    def extra_bind_addresses(self) -> list[str]:
-        """Addresses the control plane must also listen on for machines to reach its relay."""
-        return [] if self.in_docker or self._relay_override else [self.gateway()]
+    def relay_listen_address(self) -> tuple[str, int]:
+        return self._listen_host(), self.relay_port
+
+    def egress_listen_address(self) -> tuple[str, int]:
+        return self._listen_host(), self.egress_port
+
+    def machine_for_peer(self, address: str) -> str | None:
+        """Which machine has this address on the agents network (cached; a miss refreshes,
+        since a restarted container may get a new address)."""
+        with self._lock:
+            key = self._peers.get(address)
+        if key is not None:
+            return key
+        with _docker_errors("identify a machine"):
+            containers = self.client.containers.list(filters={"label": self._selector(), "network": self.network})
+            peers = {}
+            for container in containers:
+                networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+                ip = (networks.get(self.network) or {}).get("IPAddress")
+                if ip:
+                    peers[ip] = (container.labels or {}).get(LABEL_SESSION, "")
+        with self._lock:
+            self._peers = peers
+            return peers.get(address) or None
+
+    def enforcement(self, network: str = "relay") -> dict[str, str | None]:
+        self._read_engine()
+        return {"memory": "docker", "cpu": "docker", "pids": "docker",
+                "storage": "docker storage quota" if self._storage_quota else None,
+                "network": "internal Docker network" + (" + egress proxy" if network == "internet" else "")
+                           + ("" if self.in_docker or self._firewall else "; host services on the gateway "
+                              "address are reachable (no host firewall: not root or no iptables)")}
+
+    def _remember_peer(self, url: str, key: str) -> None:
+        """A started machine's address is known at once; Docker reuses the addresses of
+        removed containers, so an entry must never outlive its machine."""
+        address = urlsplit(url).hostname
+        if address and key:
+            with self._lock:
+                self._peers = {ip: k for ip, k in self._peers.items() if k != key}
+                self._peers[address] = key
+
+    def _forget_peer(self, key: str) -> None:
+        with self._lock:
+            self._peers = {ip: k for ip, k in self._peers.items() if k != key}
+
+    def _listen_host(self) -> str:
+        """The control plane's own address on the agents network."""
+        if self.in_docker:
+            return self._own_address()
+        return self.gateway()
+
+    def _own_address(self) -> str:
+        network = self._ensure_network()
+        with _docker_errors("find this control plane on the agents network"):
+            me = self.client.containers.get(self.control_host)
+            networks = (me.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+            address = (networks.get(network.name) or {}).get("IPAddress")
+        if not address:
+            raise ProviderError(f"this control plane ({self.control_host}) has no address on {network.name}")
+        return str(address)
 
     def suspend(self, machine_id: str) -> None:
         """docker stop: memory is released, both volumes (workspace and CLI state) stay."""
@@ -235,7 +297,9 @@ class DockerProvider(Provider):
                 wait_healthy(url, token, self.startup_timeout, alive=lambda: self._running(container))
             except ProviderError as exc:
                 raise ProviderError(f"{exc.message}{self._exit_detail(container, token)}", retryable=exc.retryable) from None
-            return self._machine(container)
+            machine = self._machine(container)
+            self._remember_peer(url, machine.session_id or "")
+            return machine
 
     def usage(self, machine_id: str) -> dict[str, Any] | None:
         with _docker_errors("read a machine's usage"):
@@ -270,7 +334,13 @@ class DockerProvider(Provider):
         """The agents network's gateway: the host's address as seen from inside a machine."""
         if self._gateway is None:
             with _docker_errors("prepare the agents network"):
-                self._gateway = _ipv4_gateway(self._ensure_network())
+                network = self._ensure_network()
+                self._gateway = _ipv4_gateway(network)
+                if not self.in_docker:
+                    from control.providers import hostfirewall
+
+                    bridge = "br-" + network.id[:12]
+                    self._firewall = hostfirewall.confine(bridge, [self.relay_port, self.egress_port])
         return self._gateway
 
     def _ensure_network(self) -> Any:
@@ -372,7 +442,8 @@ class DockerProvider(Provider):
         kwargs: dict[str, Any] = {
             "name": name,
             "labels": self._labels(spec.session_id, spec.agent_id),
-            "environment": {**spec.env, MACHINE_TOKEN_ENV: spec.machine_token, "HOME": "/home/agent"},
+            "environment": {**spec.env, **self._proxy_env(spec), MACHINE_TOKEN_ENV: spec.machine_token,
+                            "HOME": "/home/agent"},
             "user": AGENT_UID,
             "working_dir": "/workspace",
             "mounts": [
@@ -392,8 +463,6 @@ class DockerProvider(Provider):
             "restart_policy": {"Name": "no"},
             "log_config": LogConfig(type="json-file", config={"max-size": "10m", "max-file": "2"}),
         }
-        if not self.in_docker:
-            kwargs["ports"] = {PORT_KEY: ("127.0.0.1", None)}
         self._read_engine()
         if limits.storage_mb and self._storage_quota is not False:
             try:
@@ -429,15 +498,25 @@ class DockerProvider(Provider):
         container.reload()
         return container.status in ("running", "created")
 
+    def _proxy_env(self, spec: MachineSpec) -> dict[str, str]:
+        """Machines that may use the internet reach it through the egress proxy only."""
+        if spec.network != "internet":
+            return {}
+        proxy = f"http://{self._listen_host()}:{self.egress_port}"
+        return {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy, "https_proxy": proxy,
+                "NO_PROXY": self._listen_host(), "no_proxy": self._listen_host()}
+
     def _url(self, container: Container) -> str:
+        """The machine's address on the agents network (nothing is published on the host)."""
         if self.in_docker:
             return f"http://{container.name}:{AGENT_PORT}"
         container.reload()
-        bindings = (container.ports or {}).get(PORT_KEY) or []
-        ports = [b.get("HostPort") for b in bindings if b.get("HostPort") and b.get("HostIp") in ("127.0.0.1", "")]
-        if not ports:
-            raise ProviderError(f"the machine {container.name} has no published port (state {container.status})")
-        return f"http://127.0.0.1:{ports[0]}"
+        networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        address = (networks.get(self.network) or {}).get("IPAddress")
+        if not address:
+            raise ProviderError(f"the machine {container.name} has no address on {self.network} "
+                                f"(state {container.status})")
+        return f"http://{address}:{AGENT_PORT}"
 
     def _machine(self, container: Container) -> Machine:
         state = _STATES.get(container.status, container.status)
@@ -514,83 +593,24 @@ def _cpu_percent(stats: dict[str, Any], previous: tuple[int, int] | None) -> tup
     return None, (total, system)
 
 
-def gateway_bind_address(client: DockerClient | None = None, network: str | None = None) -> str | None:
-    """For ``agcluster serve``: the extra address to bind so machines reach the relay.
-
-    ``None`` when the control plane itself runs in a container (it binds 0.0.0.0 there).
-    Creates the agents network if needed, since the address exists only once it does.
-    Called in gunicorn's master before the gevent worker patches the standard library, so
-    on the usual Unix socket it speaks to the engine with ``http.client`` and imports
-    neither the docker SDK nor requests.
-    """
-    if _env_flag(IN_DOCKER_ENV):
-        return None
-    name = network or os.environ.get(NETWORK_ENV) or NETWORK
-    docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if client is None and docker_host.startswith("unix://"):
-        return _gateway_over_socket(docker_host[len("unix://"):], name)
-    owned = client is None
-    docker_client = _connect(client)
-    try:
-        with _docker_errors("prepare the agents network"):
-            return _ipv4_gateway(_agents_network(docker_client, name, isolate=True))
-    finally:
-        if owned:
-            docker_client.close()
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
-def _gateway_over_socket(socket_path: str, name: str) -> str:
-    def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        conn = _UnixHTTPConnection(socket_path)
-        try:
-            conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                         headers={"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
-        finally:
-            conn.close()
-        return resp.status, json.loads(data) if data else None
-
-    try:
-        status, found = call("GET", f"/networks/{name}")
-        if status == 404:
-            status, created = call("POST", "/networks/create", {
-                "Name": name, "Driver": "bridge", "CheckDuplicate": True,
-                "Options": {"com.docker.network.bridge.enable_icc": "false"},
-                "Labels": {LABEL_MANAGED: "1", LABEL_PROVIDER: "docker"},
-            })
-            if status not in (201, 409):
-                raise ProviderError(f"Docker refused to create the network {name}: {(created or {}).get('message', status)}")
-            status, found = call("GET", f"/networks/{name}")
-        if status != 200:
-            raise ProviderError(f"cannot read the Docker network {name}: {(found or {}).get('message', status)}")
-    except OSError as exc:
-        raise ProviderError(f"cannot prepare the agents network: the Docker engine did not answer on {socket_path} "
-                            f"({type(exc).__name__}); is Docker running and may this user use it?", retryable=True) from None
-    return _gateway_of(found, name)
-
-
 def _agents_network(client: DockerClient, name: str, *, isolate: bool) -> Any:
     import docker.errors
 
     found = [n for n in client.networks.list(names=[name]) if n.name == name]
     if found:
-        return client.networks.get(found[0].id)
+        network = client.networks.get(found[0].id)
+        if network.attrs.get("Internal"):
+            return network
+        # A network from before agents were cut off from the outside: replace it when no
+        # machine uses it, and say so plainly otherwise.
+        if network.attrs.get("Containers"):
+            raise ProviderError(f"the Docker network {name} is not internal (made by an older AgCluster) and still "
+                                "has containers; delete those sessions or the network, then start again")
+        network.remove()
+        log.info("replaced the Docker network %s with an internal one", name)
     options = {"com.docker.network.bridge.enable_icc": "false"} if isolate else {}
     try:
-        network = client.networks.create(name, driver="bridge", check_duplicate=True, options=options,
+        network = client.networks.create(name, driver="bridge", check_duplicate=True, options=options, internal=True,
                                          labels={LABEL_MANAGED: "1", LABEL_PROVIDER: "docker"})
     except docker.errors.APIError as exc:
         if exc.status_code != 409:  # created by a concurrent start
@@ -613,4 +633,4 @@ def _gateway_of(attrs: dict[str, Any], name: str) -> str:
     return gateways[0]
 
 
-__all__ = ["NETWORK", "DockerProvider", "container_name", "gateway_bind_address"]
+__all__ = ["NETWORK", "DockerProvider", "container_name"]

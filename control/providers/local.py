@@ -1,10 +1,12 @@
 """The embedded default: each machine is a bubblewrap-sandboxed local process.
 
-Inside the sandbox the agent sees a read-only system, a private ``/tmp``, its own
-workspace at ``/workspace`` and home at ``/home/agent``, runs as uid 1000 in its own user
-and PID namespaces, and dies with the control plane. The control plane's data directory
-(database, server secret, other sessions' workspaces) is hidden behind an empty tmpfs.
-The network namespace is shared so the agent can reach the model relay on loopback.
+What a sandbox sees and reaches is described in ``sandbox.py``; this module runs them:
+it gives each machine its directories and host uid, creates the socket its agent serves
+on (so the agent never chooses a path the control plane will connect to), asks the
+control plane to serve the machine's relay (and egress proxy) on sockets of its own,
+enters the machine's cgroups, and reaps everything when the machine stops. Machines die
+with the control plane (``--die-with-parent``); their directories survive, so a woken
+session finds its workspace.
 """
 
 from __future__ import annotations
@@ -14,70 +16,98 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import machine_agent  # noqa: F401 - only to locate its source; never imported for its internals
+from urllib.parse import quote
 
 from control import procfs
-from control.providers.base import MACHINE_TOKEN_ENV, Machine, MachineSpec, Provider, ProviderError, wait_healthy
+from control.providers import sandbox, seccomp
+from control.providers.base import (
+    Closer,
+    Machine,
+    MachineLink,
+    MachineSpec,
+    Provider,
+    ProviderError,
+    ResourceLimits,
+    wait_healthy,
+)
+from control.providers.limits import Enforcement, Limiter
+from control.providers.sandbox import EGRESS_SOCKET, RELAY_PORT, RELAY_SOCKET, MachineDirs
 
-SOURCE_ROOT = Path(machine_agent.__file__).resolve().parent.parent
-SANDBOX_UID = 1000
-
-
-def bwrap_path() -> str | None:
-    return shutil.which("bwrap")
+AGENT_SOCKET = "agent.sock"
 
 
 @dataclass
 class _Process:
     popen: subprocess.Popen[bytes]
-    port: int
     session_id: str
     log: Any
+    closers: list[Closer] = field(default_factory=list)
+    enforcement: Enforcement = field(default_factory=Enforcement)
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
+
+
+def unix_url(path: Path) -> str:
+    """A machine agent reached over a Unix socket, as ``control.machine_client`` spells it."""
+    return "http+unix://" + quote(str(path), safe="")
 
 
 class LocalProvider(Provider):
     name = "local"
 
-    def __init__(self, machines_dir: Path, relay_url: str, *, hidden_dirs: list[Path] | None = None,
-                 allow_unsandboxed: bool = False, startup_timeout: float = 60.0, max_upload_mb: int = 50) -> None:
-        self.machines_dir = machines_dir.resolve()
-        self.machines_dir.mkdir(parents=True, exist_ok=True)
-        self._relay_url = relay_url
-        self.hidden_dirs = [d.resolve() for d in (hidden_dirs or [])] + [self.machines_dir]
-        self.bwrap = bwrap_path()
-        if self.bwrap is None and not allow_unsandboxed:
+    def __init__(self, machines_dir: Path, *, hidden_dirs: list[Path] | None = None,
+                 startup_timeout: float = 60.0, max_upload_mb: int = 50) -> None:
+        self.bwrap = sandbox.bwrap_path()
+        if self.bwrap is None:
             raise ProviderError(
                 "bubblewrap (bwrap) is not installed, so local machines cannot be sandboxed. "
-                "Install it (Debian/Ubuntu: sudo apt-get install bubblewrap) or set "
-                "AGCLUSTER_ALLOW_UNSANDBOXED=1 to run agents as plain processes (not isolated)."
+                "Install it (Debian/Ubuntu: sudo apt-get install bubblewrap) or use CONTAINER_PROVIDER=docker."
             )
+        self.machines_dir = machines_dir.resolve()
+        self.machines_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.machines_dir, 0o700)
+        self.hidden_dirs = [d.resolve() for d in (hidden_dirs or [])] + [self.machines_dir]
+        self.as_root = sandbox.runs_as_root()
+        self.limiter = Limiter(own_uid_per_sandbox=self.as_root)
         self.startup_timeout = startup_timeout
         self.max_upload_mb = max_upload_mb
+        self.link: MachineLink | None = None
         self._procs: dict[str, _Process] = {}
         self._lock = threading.Lock()
         # PR_SET_PDEATHSIG fires when the *thread* that forked exits, so machines are
-        # always forked from this one long-lived thread, not from request threads.
+        # always forked from this one long-lived thread, not from request threads; it also
+        # serialises uid allocation.
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="machine-spawner")
 
     # Provider API ---------------------------------------------------------------------
+    def attach(self, link: MachineLink) -> None:
+        self.link = link
+
     def start(self, spec: MachineSpec) -> Machine:
-        machine_dir = self.machines_dir / spec.session_id
-        for sub in ("workspace", "home"):
-            (machine_dir / sub).mkdir(parents=True, exist_ok=True)
-        return self._launch(spec.session_id, spec.machine_token, spec.env)
+        if self.link is None:
+            raise ProviderError("local machines need the control plane's relay (attach a MachineLink first)")
+        self._kill(spec.session_id)
+        dirs = MachineDirs(self.machines_dir / spec.session_id)
+        proc = self._spawner.submit(self._spawn, spec, dirs).result()
+        url = unix_url(dirs.private / AGENT_SOCKET)
+        try:
+            wait_healthy(url, spec.machine_token, self.startup_timeout, alive=lambda: proc.popen.poll() is None)
+        except ProviderError as exc:
+            tail = _tail(dirs.root / "agent.log")
+            self._kill(spec.session_id)
+            raise ProviderError(f"{exc.message}. Last agent output:\n{tail}") from None
+        return Machine(spec.session_id, url, "started", spec.session_id)
 
     def resume(self, machine_id: str) -> Machine:
         raise ProviderError("local machines are restarted with start()")
 
     def destroy(self, machine_id: str) -> None:
         self._kill(machine_id)
+        self.limiter.release(machine_id)
         shutil.rmtree(self.machines_dir / machine_id, ignore_errors=True)
 
     def suspend(self, machine_id: str) -> None:
@@ -87,10 +117,11 @@ class LocalProvider(Provider):
     def inspect(self, machine_id: str) -> Machine | None:
         with self._lock:
             proc = self._procs.get(machine_id)
+        dirs = MachineDirs(self.machines_dir / machine_id)
         if proc is None:
-            return Machine(machine_id, "", "stopped", machine_id) if (self.machines_dir / machine_id).exists() else None
+            return Machine(machine_id, "", "stopped", machine_id) if dirs.root.exists() else None
         state = "started" if proc.popen.poll() is None else "stopped"
-        return Machine(machine_id, f"http://127.0.0.1:{proc.port}", state, proc.session_id)
+        return Machine(machine_id, unix_url(dirs.private / AGENT_SOCKET), state, proc.session_id)
 
     def list_machines(self) -> list[Machine]:
         """Running machines and stopped ones whose storage is still on disk."""
@@ -100,52 +131,78 @@ class LocalProvider(Provider):
         return [m for m in (self.inspect(i) for i in sorted(ids)) if m is not None]
 
     def relay_url(self) -> str:
-        return self._relay_url
+        return f"http://127.0.0.1:{RELAY_PORT}/relay"
+
+    def enforcement(self, network: str = "relay") -> dict[str, str | None]:
+        return {**self.limiter.describe().as_dict(), "network": "empty network namespace"
+                + (" + egress proxy" if network == "internet" else "")}
 
     def workspace_dir(self, machine_id: str) -> Path:
-        return self.machines_dir / machine_id / "workspace"
+        return MachineDirs(self.machines_dir / machine_id).workspace
 
     def usage(self, machine_id: str) -> dict[str, Any] | None:
         with self._lock:
             proc = self._procs.get(machine_id)
         if proc is None or proc.popen.poll() is not None:
             return None
-        rss_kb = sum(procfs.rss_kb(pid) for pid in procfs.descendants(proc.popen.pid))
-        return {"memory_used_mb": round(rss_kb / 1024, 1), "memory_limit_mb": None,
-                "disk_used_mb": round(_du_bytes(self.workspace_dir(machine_id)) / 1e6, 2), "cpu_percent": None}
+        used = self.limiter.memory_used_mb(machine_id)
+        if used is None:
+            used = round(sum(procfs.rss_kb(pid) for pid in procfs.descendants(proc.popen.pid)) / 1024, 1)
+        return {"memory_used_mb": used,
+                "memory_limit_mb": proc.limits.memory_mb if proc.enforcement.memory else None,
+                "disk_used_mb": round(_du_bytes(self.workspace_dir(machine_id)) / 1e6, 2), "cpu_percent": None,
+                "oom_kills": self.limiter.oom_kills(machine_id), "enforced": proc.enforcement.as_dict()}
 
     def close(self) -> None:
         with self._lock:
             ids = list(self._procs)
         for machine_id in ids:
             self._kill(machine_id)
+            self.limiter.release(machine_id)
         self._spawner.shutdown(wait=False)
 
     # internals ------------------------------------------------------------------------
-    def _launch(self, session_id: str, token: str, extra_env: dict[str, str]) -> Machine:
-        self._kill(session_id)
-        port = _free_port()
-        machine_dir = self.machines_dir / session_id
-        log = open(machine_dir / "agent.log", "ab")  # noqa: SIM115 - owned by _Process
-        argv, env = self._command(machine_dir, port, token, extra_env)
-        popen = self._spawner.submit(
-            subprocess.Popen, argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            cwd=str(machine_dir), start_new_session=True,
-        ).result()
-        with self._lock:
-            self._procs[session_id] = _Process(popen, port, session_id, log)
-        url = f"http://127.0.0.1:{port}"
+    def _spawn(self, spec: MachineSpec, dirs: MachineDirs) -> _Process:
+        """Runs on the spawner thread: everything a machine needs, then the sandbox."""
+        assert self.link is not None and self.bwrap is not None
+        uid = sandbox.allocate_uid(self.machines_dir, spec.session_id) if self.as_root else None
+        sandbox.prepare_dirs(dirs, uid)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        agent_socket = dirs.private / AGENT_SOCKET
         try:
-            wait_healthy(url, token, self.startup_timeout, alive=lambda: popen.poll() is None)
-        except ProviderError as exc:
-            tail = _tail(machine_dir / "agent.log")
-            self._kill(session_id)
-            raise ProviderError(f"{exc.message}. Last agent output:\n{tail}") from None
-        return Machine(session_id, url, "started", session_id)
-
-    def _command(self, machine_dir: Path, port: int, token: str, extra_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-        return sandbox_command(machine_dir, "127.0.0.1", port, token, extra_env, bwrap=self.bwrap,
-                               hidden_dirs=self.hidden_dirs, max_upload_mb=self.max_upload_mb)
+            agent_socket.unlink()
+        except FileNotFoundError:
+            pass
+        listener.bind(str(agent_socket))
+        os.chmod(agent_socket, 0o600)
+        listener.listen(64)
+        closers = [self.link.relay_unix(dirs.run / RELAY_SOCKET, spec.session_id)]
+        internet = spec.network == "internet"
+        if internet:
+            closers.append(self.link.egress_unix(dirs.run / EGRESS_SOCKET, spec.session_id))
+        filter_fd = seccomp.filter_fd()
+        placement = self.limiter.place(spec.session_id, spec.resources)
+        box = sandbox.Sandbox(dirs=dirs, token=spec.machine_token, hidden_dirs=self.hidden_dirs, env=spec.env,
+                              network="none", listen_fd=listener.fileno(), internet=internet, uid=uid,
+                              seccomp_fd=filter_fd, max_upload_mb=self.max_upload_mb)
+        argv, env = sandbox.command(box, self.bwrap)
+        log = open(dirs.root / "agent.log", "ab")  # noqa: SIM115 - owned by _Process
+        try:
+            popen = subprocess.Popen(placement.prefix + argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=str(dirs.root), start_new_session=True,
+                                     pass_fds=(listener.fileno(), filter_fd))
+        except OSError as exc:
+            log.close()
+            for closer in closers:
+                closer.close()
+            raise ProviderError(f"could not start the sandbox: {exc}") from None
+        finally:
+            listener.close()
+            os.close(filter_fd)
+        proc = _Process(popen, spec.session_id, log, closers, placement.enforcement, spec.resources)
+        with self._lock:
+            self._procs[spec.session_id] = proc
+        return proc
 
     def _kill(self, machine_id: str) -> None:
         with self._lock:
@@ -158,62 +215,25 @@ class LocalProvider(Provider):
             except ProcessLookupError:
                 pass
             proc.popen.wait(timeout=10)
+        for closer in proc.closers:
+            closer.close()
         proc.log.close()
 
 
 def sandbox_command(machine_dir: Path, host: str, port: int, token: str, extra_env: dict[str, str], *,
                     bwrap: str | None, hidden_dirs: list[Path], max_upload_mb: int = 50) -> tuple[list[str], dict[str, str]]:
-    """The argv (and environment) that runs one machine agent in its bubblewrap sandbox.
-
-    Shared with ``stubs.fly``'s process backend so the Fly stand-in runs agents exactly as
-    the embedded provider does; only the bind address differs. ``machine_dir`` holds the
-    ``workspace`` and ``home`` directories. With ``bwrap=None`` the agent runs unsandboxed
-    and the returned environment is the one to start it with.
-    """
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        MACHINE_TOKEN_ENV: token,
-        "MAX_UPLOAD_MB": str(max_upload_mb),
-        **extra_env,
-    }
-    agent = [sys.executable, "-m", "machine_agent", "--host", host, "--port", str(port)]
-    if bwrap is None:
-        env["HOME"] = str(machine_dir / "home")
-        return agent + ["--workspace", str(machine_dir / "workspace")], env
-    env["HOME"] = "/home/agent"
-    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-user", "--uid", str(SANDBOX_UID),
-            "--gid", str(SANDBOX_UID), "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--hostname", "agcluster-machine",
-            # The fresh /tmp comes first: binds below may live under /tmp (a checkout or a
-            # venv there) and must be laid on top of it, not hidden by it.
-            "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
-    for system_dir in ("/usr", "/etc", "/opt"):
-        if Path(system_dir).is_dir():
-            argv += ["--ro-bind", system_dir, system_dir]
-    for link in ("/bin", "/lib", "/lib64", "/sbin", "/lib32", "/libx32"):
-        target = Path(link)
-        if target.is_symlink():
-            argv += ["--symlink", os.readlink(link), link]
-        elif target.is_dir():
-            argv += ["--ro-bind", link, link]
-    for python_dir in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), SOURCE_ROOT}:
-        argv += ["--ro-bind", str(python_dir), str(python_dir)]
-    for hidden in hidden_dirs:
-        if any(hidden.is_relative_to(p) for p in (SOURCE_ROOT, Path(sys.prefix).resolve(), Path("/opt"))):
-            argv += ["--tmpfs", str(hidden)]
-    argv += ["--bind", str(machine_dir / "workspace"), "/workspace",
-             "--bind", str(machine_dir / "home"), "/home/agent",
-             "--chdir", "/workspace", "--clearenv"]
-    for key, value in env.items():
-        argv += ["--setenv", key, value]
-    return argv + ["--"] + agent + ["--workspace", "/workspace"], {}
+    """A machine agent on a TCP address in the host's network (``stubs.fly``'s process
+    backend, which plays Fly's VMs): the same sandbox otherwise, including its own uid."""
+    dirs = MachineDirs(machine_dir)
+    uid = sandbox.allocate_uid(machine_dir.parent, machine_dir.name) if sandbox.runs_as_root() and bwrap else None
+    sandbox.prepare_dirs(dirs, uid)
+    box = sandbox.Sandbox(dirs=dirs, token=token, hidden_dirs=hidden_dirs, env=extra_env, network="host",
+                          host=host, port=port, uid=uid, max_upload_mb=max_upload_mb)
+    return sandbox.command(box, bwrap)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def bwrap_path() -> str | None:
+    return sandbox.bwrap_path()
 
 
 def _tail(path: Path, lines: int = 15) -> str:

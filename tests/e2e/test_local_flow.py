@@ -133,8 +133,7 @@ def test_killed_machine_reports_error_and_recovers(control_plane: ControlPlane) 
     for event in stream:
         if event["type"] == "tool_use":
             break
-    port = control_plane.session_row(sid)["machine_url"].rsplit(":", 1)[1]
-    killed = _kill_machine(port)
+    killed = _kill_machine(control_plane.session_row(sid)["machine_key"])
     assert killed
     rest = list(stream)
     assert "error" in types(rest) and rest[-1]["type"] == "done", dump(rest)
@@ -147,9 +146,9 @@ def test_killed_machine_reports_error_and_recovers(control_plane: ControlPlane) 
     assert control_plane.delete(f"/api/agents/sessions/{sid}", key).status_code == 200
 
 
-def _kill_machine(port: str) -> bool:
-    """SIGKILL the bwrap process of the machine listening on ``port`` (its namespace dies with it)."""
-    pids = [pid for pid in processes_with("machine_agent", f"\0{port}\0")
+def _kill_machine(machine_key: str) -> bool:
+    """SIGKILL the bwrap process of this machine (its namespace dies with it)."""
+    pids = [pid for pid in processes_with("machine_agent", f"/machines/{machine_key}/")
             if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"bwrap")]
     for pid in pids:
         os.kill(pid, signal.SIGKILL)

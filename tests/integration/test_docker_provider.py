@@ -21,6 +21,7 @@ import requests
 from control.providers.base import Machine, MachineSpec, ProviderError, ResourceLimits
 from control.providers.docker import NETWORK, DockerProvider, _check_env, _cpu_percent
 from tests.docker_support import agent_image, container_exec, docker_client, docker_instance  # noqa: F401
+from tests.support import free_port
 
 # The first test may pay for a cold image build (see tests/docker_support.py).
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
@@ -40,7 +41,8 @@ def _spec(**overrides: Any) -> MachineSpec:
 
 @pytest.fixture(scope="module")
 def provider(agent_image: str, docker_instance: str) -> Iterator[DockerProvider]:  # noqa: F811
-    p = DockerProvider(agent_image, api_port=18000, in_docker=False, instance=docker_instance, startup_timeout=120)
+    p = DockerProvider(agent_image, relay_port=free_port(), egress_port=free_port(), in_docker=False,
+                       instance=docker_instance, startup_timeout=120)
     yield p
     p.close()
 
@@ -67,7 +69,7 @@ def _inspect(client: Any, machine_id: str) -> dict[str, Any]:
 
 def test_health_needs_the_machine_token(machine: tuple[MachineSpec, Machine]) -> None:
     spec, m = machine
-    assert m.url.startswith("http://127.0.0.1:")
+    assert m.url.startswith("http://172.") or m.url.startswith("http://10.") or m.url.startswith("http://192.168.")
     ok = requests.get(f"{m.url}/health", headers={"Authorization": f"Bearer {spec.machine_token}"}, timeout=5)
     assert ok.status_code == 200 and ok.json()["status"] == "ok"
     assert requests.get(f"{m.url}/health", timeout=5).status_code == 401
@@ -92,10 +94,10 @@ def test_container_is_locked_down(machine: tuple[MachineSpec, Machine], docker_c
     assert host["RestartPolicy"]["Name"] in ("", "no")
     user = info["Config"]["User"]
     assert user and user.split(":")[0] not in ("", "0", "root")
-    # Published on the host's loopback only.
-    bindings = info["NetworkSettings"]["Ports"]["8080/tcp"]
-    assert bindings and all(b["HostIp"] == "127.0.0.1" for b in bindings)
+    # Nothing published on the host: the machine is reached on the internal agents network.
+    assert not (info["NetworkSettings"].get("Ports") or {}).get("8080/tcp")
     assert list(info["NetworkSettings"]["Networks"]) == [NETWORK]
+    assert docker_client.networks.get(NETWORK).attrs["Internal"] is True
     # Storage: two per-session volumes, nothing from the host, never the Docker socket.
     mounts = {mnt["Destination"]: mnt for mnt in info["Mounts"]}
     assert set(mounts) == {"/workspace", "/home/agent"}
@@ -167,15 +169,16 @@ def test_relay_url_is_reachable_from_a_machine(docker_client: Any, agent_image: 
         def log_message(self, *args: Any) -> None:
             pass
 
-    probe = DockerProvider(agent_image, api_port=0, in_docker=False, instance=docker_instance)
+    probe = DockerProvider(agent_image, relay_port=free_port(), egress_port=free_port(), in_docker=False,
+                           instance=docker_instance)
     gateway = probe.gateway()
-    assert probe.extra_bind_addresses() == [gateway]
     server = http.server.ThreadingHTTPServer((gateway, 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        relay = DockerProvider(agent_image, api_port=server.server_address[1], in_docker=False,
-                               instance=docker_instance, startup_timeout=120)
+        relay = DockerProvider(agent_image, relay_port=server.server_address[1], egress_port=free_port(),
+                               in_docker=False, instance=docker_instance, startup_timeout=120)
         assert relay.relay_url() == f"http://{gateway}:{server.server_address[1]}/relay"
+        assert relay.relay_listen_address() == (gateway, server.server_address[1])
         spec = _spec()
         m = relay.start(spec)
         try:
@@ -191,12 +194,16 @@ def test_relay_url_is_reachable_from_a_machine(docker_client: Any, agent_image: 
         probe.close()
 
 
-def test_compose_mode_addresses(agent_image: str, docker_instance: str) -> None:  # noqa: F811
-    p = DockerProvider(agent_image, api_port=8000, in_docker=True, control_host="agcluster-control",
-                       instance=docker_instance)
+def test_compose_mode_needs_the_control_plane_on_the_agents_network(agent_image: str,
+                                                                   docker_instance: str) -> None:  # noqa: F811
+    """In a container the relay listens on the control plane's own address on the agents
+    network; outside one (as here) that address does not exist, and the error says so."""
+    p = DockerProvider(agent_image, relay_port=8001, egress_port=8002, in_docker=True,
+                       control_host="agcluster-no-such-control", instance=docker_instance)
     try:
-        assert p.relay_url() == "http://agcluster-control:8000/relay"
-        assert p.extra_bind_addresses() == []
+        with pytest.raises(ProviderError) as failure:
+            p.relay_url()
+        assert "agcluster-no-such-control" in failure.value.message or "agents network" in failure.value.message
     finally:
         p.close()
 
@@ -219,7 +226,7 @@ def test_lifecycle_list_kill_resume_destroy(provider: DockerProvider, docker_cli
             time.sleep(0.1)
         assert seen is not None and seen.state == "stopped" and seen.url == ""
 
-        # Resume: same workspace, a newly published port, healthy again.
+        # Resume: same workspace, healthy again (maybe at a new address).
         resumed = provider.resume(m.machine_id)
         assert resumed.state == "started" and resumed.url
         health = requests.get(f"{resumed.url}/health", headers={"Authorization": f"Bearer {spec.machine_token}"},
@@ -270,7 +277,8 @@ def test_a_crashing_machine_fails_fast_with_its_output(provider: DockerProvider,
 
 
 def test_missing_image_says_how_to_build_it(docker_instance: str) -> None:  # noqa: F811
-    p = DockerProvider("agcluster/agent:does-not-exist", api_port=8000, in_docker=False, instance=docker_instance)
+    p = DockerProvider("agcluster/agent:does-not-exist", relay_port=8001, egress_port=8002, in_docker=False,
+                       instance=docker_instance)
     try:
         with pytest.raises(ProviderError, match="make images"):
             p.start(_spec())

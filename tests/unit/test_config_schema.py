@@ -15,7 +15,8 @@ from control.config_schema import (
 from control.configs import ConfigCatalog, Owner, admit_mcp_env, summary
 from control.secrets import REDACTOR
 from control.store import Store
-from machine_agent.options import MAIN_AGENT, MCP_AUTO_ALLOWED, MachineContext, build_options, effective_summary
+from machine_agent.options import (MAIN_AGENT, MCP_AUTO_ALLOWED, STRIPPED_FROM_MCP, MachineContext, build_options,
+                                    effective_summary)
 from tests.fixtures.bad_configs import BAD_CONFIGS, BASE, messages_at
 from wire.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 
@@ -205,8 +206,10 @@ def test_mcp_servers_get_their_launch_secrets() -> None:
                "headers": {"Authorization": "Bearer ${GITHUB_TOKEN}", "X-Other": "${MISSING}", "X-Plain": "yes"}},
     }})
     options = build_options(config, CTX, mcp_env={"fx": {"FIXTURE_SECRET": "s3cret"}, "gh": {"GITHUB_TOKEN": "ghp_abc"}})
-    assert options.mcp_servers["fx"] == {"type": "stdio", "command": "/py", "args": ["s.py"],
+    # The server runs under `env -u ...`: it never inherits the relay token from the CLI.
+    assert options.mcp_servers["fx"] == {"type": "stdio", "command": "env", "args": [*STRIPPED_FROM_MCP, "--", "/py", "s.py"],
                                          "env": {"FIXTURE_SECRET": "s3cret", "MODE": "test"}}
+    assert "ANTHROPIC_API_KEY" in STRIPPED_FROM_MCP and "ANTHROPIC_BASE_URL" in STRIPPED_FROM_MCP
     assert options.mcp_servers["gh"] == {"type": "http", "url": "https://example.com/mcp",
                                          "headers": {"Authorization": "Bearer ghp_abc", "X-Plain": "yes"}}
     assert options.tools[-2:] == MCP_AUTO_ALLOWED

@@ -24,7 +24,7 @@ def test_defaults_match_the_design() -> None:
     ({"MAX_UPLOAD_MB": "0"}, "MAX_UPLOAD_MB"),
     ({"CONTAINER_PROVIDER": "fly_machines"}, "FLY_API_TOKEN"),
     ({"API_HOST": "0.0.0.0"}, "API_HOST"),
-    ({"AGCLUSTER_ALLOW_UNSANDBOXED": "maybe"}, "AGCLUSTER_ALLOW_UNSANDBOXED"),
+    ({"RELAY_PORT": "8000"}, "RELAY_PORT"),
 ])
 def test_bad_values_name_the_variable(env: dict, name: str) -> None:
     with pytest.raises(SettingsError, match=name):
