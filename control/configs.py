@@ -3,9 +3,15 @@
 Custom configs are owned by whoever saved them. With ``AUTH_MODE=token`` the owner is the
 caller's account (admins may delete any config); with ``AUTH_MODE=none`` it is the
 ``Authorization: Bearer`` secret sent with the save, kept only as a salted hash. Only the
-owner can replace or delete a config. Anyone may read and launch any config: configs hold
-no secrets (credentials are declared, and supplied per launch through ``mcp_env``, which is
-never stored).
+owner can replace or delete a config.
+
+A saved config is someone else's code: its MCP commands and environment run in the
+launcher's machine. So with ``AUTH_MODE=token`` a custom config is visible (listed, read,
+launched) only to its owner and to admins, until an admin shares it; replacing a shared
+config's content takes the share away again, so what was approved is what runs. Another
+user's unshared config is a 404, exactly like one that does not exist. With
+``AUTH_MODE=none`` there are no users to keep apart: everyone who can reach the server
+sees every config (docs/SECURITY.md).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
-from control.config_schema import RESERVED_ENV, SLUG, AgentConfigSchema, declared_mcp_keys, error_paths
+from control.config_schema import SLUG, AgentConfigSchema, declared_mcp_keys, error_paths, reserved_env
 from control.secrets import REDACTOR, hash_key, key_matches
 from control.store import Store
 from wire.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -69,18 +75,32 @@ class ConfigCatalog:
                 raise RuntimeError(f"preset {path.name} must have id {path.stem!r}, not {config['id']!r}")
             self.presets[config["id"]] = config
 
-    def list(self) -> list[dict[str, Any]]:
-        return list(self.presets.values()) + self.store.list_configs()
+    def list(self, viewer: "Owner | None") -> list[dict[str, Any]]:
+        """Presets and the custom configs ``viewer`` may see (``None``: AUTH_MODE=none, all),
+        each custom one marked with ``shared``."""
+        customs = [{**config, "shared": shared} for config, owner, shared in self.store.list_configs()
+                   if _visible(viewer, owner, shared)]
+        return list(self.presets.values()) + customs
 
-    def get(self, config_id: Any) -> dict[str, Any]:
+    def get(self, config_id: Any, viewer: "Owner | None") -> dict[str, Any]:
         # The id is only ever a dictionary key or a SQL parameter, never a path; anything
         # that is not a slug cannot name a config at all.
         if not isinstance(config_id, str) or not SLUG.match(config_id):
             raise NotFound("no such config", details={"config_id": "not a config id (a lowercase slug)"})
-        config = self.presets.get(config_id) or self.store.get_config(config_id)
+        config = self.presets.get(config_id)
         if config is None:
-            raise NotFound(f"no config {config_id!r}", details={"config_id": config_id})
+            config = self.store.get_config(config_id)
+            owner = self.store.get_config_owner(config_id)
+            if config is None or owner is None or not _visible(viewer, owner, self.store.config_shared(config_id)):
+                raise NotFound(f"no config {config_id!r}", details={"config_id": config_id})
         return config
+
+    def share(self, config_id: str, shared: bool, admin: "Owner") -> None:
+        """Admins only (the route checks): let every user see and launch a custom config."""
+        if config_id in self.presets:
+            raise Conflict("presets are shared already", details={"config_id": "is a preset"})
+        if not SLUG.match(config_id) or not self.store.share_config(config_id, shared):
+            raise NotFound(f"no custom config {config_id!r}", details={"config_id": config_id[:64]})
 
     def validate(self, raw: Any) -> dict[str, Any]:
         """The normalised config, or a 400 whose details mirror the config's shape."""
@@ -142,7 +162,7 @@ def admit_mcp_env(config: dict[str, Any], mcp_env: dict[str, dict[str, str]]) ->
         declared = declared_mcp_keys(servers[server])
         problems: dict[str, list[str]] = {}
         for key, value in values.items():
-            if key in RESERVED_ENV:
+            if reserved_env(key):
                 problems[key] = [f"{key} is reserved and cannot be set"]
             elif key not in declared:
                 allowed = ", ".join(sorted(declared)) or "none"
@@ -158,6 +178,14 @@ def admit_mcp_env(config: dict[str, Any], mcp_env: dict[str, dict[str, str]]) ->
             REDACTOR.add(value)
 
 
+def _visible(viewer: Owner | None, stored_owner: str, shared: bool) -> bool:
+    """None is AUTH_MODE=none (no users to keep apart); an account sees its own configs,
+    shared ones, and an admin sees everything."""
+    if viewer is None or viewer.user_id is None or shared or viewer.is_admin:
+        return True
+    return stored_owner == f"user:{viewer.user_id}"
+
+
 def summary(config: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": config["id"],
@@ -170,6 +198,8 @@ def summary(config: dict[str, Any]) -> dict[str, Any]:
         "image": config.get("image"),
         # What the launch form must ask for: each server's mcp_env keys.
         "mcp_servers": {name: sorted(declared_mcp_keys(server)) for name, server in (config.get("mcp_servers") or {}).items()},
+        "network": config.get("network", "relay"),
+        "shared": config.get("shared", True),
     }
 
 

@@ -63,7 +63,8 @@ class AgCluster:
             log.info("reconciled sessions with %s: %s", self.provider.name, report)
         default = self.catalog.presets.get("code-assistant")
         if default is not None:
-            self.sessions.pool.warm(default.get("image") or None, self.sessions.machines.resource_limits(default))
+            self.sessions.pool.warm(default.get("image") or None, self.sessions.machines.resource_limits(default),
+                                    default.get("network") or "relay")
         self.janitor.start()
 
     def stop(self) -> None:

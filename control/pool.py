@@ -42,26 +42,28 @@ class WarmPool:
 
     @staticmethod
     def class_of(spec: MachineSpec) -> Hashable:
-        return (spec.image, spec.resources)
+        return (spec.image, spec.resources, spec.network)
 
-    def spec_for(self, image: str | None, resources: ResourceLimits) -> MachineSpec:
+    def spec_for(self, image: str | None, resources: ResourceLimits, network: str = "relay") -> MachineSpec:
         key = f"pool-{uuid.uuid4().hex[:20]}"
         return MachineSpec(session_id=key, agent_id=key, machine_token=self.minter.machine_token(key),
-                           image=image, resources=resources)
+                           image=image, resources=resources, network=network)
 
-    def warm(self, image: str | None, resources: ResourceLimits) -> None:
+    def warm(self, image: str | None, resources: ResourceLimits, network: str = "relay") -> None:
         """Keep ``size`` machines of this class ready from now on."""
         if self.size <= 0:
             return
-        template = self.spec_for(image, resources)
+        template = self.spec_for(image, resources, network)
         with self._lock:
             self._wanted.setdefault(self.class_of(template), template)
         self._refill(self.class_of(template))
 
-    def claim(self, image: str | None, resources: ResourceLimits) -> PooledMachine | None:
+    def claim(self, image: str | None, resources: ResourceLimits, network: str = "relay") -> PooledMachine | None:
+        """A ready machine of exactly this class (a machine's network policy is fixed when it
+        starts, so a relay-only machine is never handed to a config that needs the internet)."""
         if self.size <= 0:
             return None
-        wanted = self.spec_for(image, resources)
+        wanted = self.spec_for(image, resources, network)
         cls = self.class_of(wanted)
         with self._lock:
             self._wanted.setdefault(cls, wanted)
@@ -104,7 +106,7 @@ class WarmPool:
                     if self._closed or len(self._ready.get(cls, [])) >= self.size:
                         return
                     template = self._wanted[cls]
-                spec = self.spec_for(template.image, template.resources)
+                spec = self.spec_for(template.image, template.resources, template.network)
                 try:
                     machine = self.provider.start(spec)
                 except ProviderError as exc:

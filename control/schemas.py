@@ -97,6 +97,18 @@ class HealthSchema(_Open):
     auth_mode = fields.String(required=True, validate=validate.OneOf(["none", "token"]))
     version = fields.String(required=True)
     warm_pool = fields.Nested(WarmPoolSchema)
+    enforced = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True,
+                           metadata={"description": "per network policy (relay, internet): how this provider "
+                                                    "enforces memory, cpu, pids, storage and the network (null: not)"})
+
+
+class ConfigShareSchema(_Strict):
+    shared = fields.Boolean(required=True)
+
+
+class ConfigSharedSchema(_Open):
+    config_id = fields.String(required=True)
+    shared = fields.Boolean(required=True)
 
 
 class ConfigSummarySchema(_Open):
@@ -129,6 +141,11 @@ class LaunchResultSchema(_Open):
     agent_id = fields.String(required=True)
     config_id = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf([str(s) for s in SessionStatus]))
+    enforced = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True), required=True,
+                           metadata={"description": "how the provider enforces memory, cpu, pids, storage and the "
+                                                    "network policy here (null: not enforced)"})
+    warnings = fields.List(fields.String(), required=True,
+                           metadata={"description": "each limit or policy of the config this provider cannot enforce"})
 
 
 class UsageSchema(_Open):
@@ -160,6 +177,8 @@ class SessionSchema(_Open):
 class SessionDetailSchema(SessionSchema):
     config = fields.Dict(required=True, metadata={"description": "the config the session was launched with"})
     effective_config = fields.Dict(allow_none=True)
+    enforced = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True), required=True)
+    warnings = fields.List(fields.String(), required=True)
 
 
 class SessionListSchema(_Open):

@@ -128,6 +128,11 @@ MIGRATIONS: list[str] = [
     """
     UPDATE sessions SET status = 'running' WHERE status = 'ready'
     """,
+    # 6: a saved config is its owner's alone (AUTH_MODE=token) until an admin shares it;
+    # replacing a config's content takes the share away again
+    """
+    ALTER TABLE custom_configs ADD COLUMN shared INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 SESSION_FIELDS = (
@@ -341,10 +346,21 @@ class Store:
             row = self._db.execute("SELECT owner FROM custom_configs WHERE id = ?", (config_id,)).fetchone()
         return None if row is None else (row[0] or "")
 
-    def list_configs(self) -> list[dict[str, Any]]:
+    def list_configs(self) -> list[tuple[dict[str, Any], str, bool]]:
+        """Every custom config with its stored owner and whether an admin shared it."""
         with self._lock:
-            rows = self._db.execute("SELECT config_json FROM custom_configs ORDER BY id").fetchall()
-        return [json.loads(r[0]) for r in rows]
+            rows = self._db.execute("SELECT config_json, owner, shared FROM custom_configs ORDER BY id").fetchall()
+        return [(json.loads(r[0]), r[1] or "", bool(r[2])) for r in rows]
+
+    def config_shared(self, config_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT shared FROM custom_configs WHERE id = ?", (config_id,)).fetchone()
+        return bool(row and row[0])
+
+    def share_config(self, config_id: str, shared: bool) -> bool:
+        with self._tx() as db:
+            return db.execute("UPDATE custom_configs SET shared = ? WHERE id = ?",
+                              (int(shared), config_id)).rowcount > 0
 
     def delete_config(self, config_id: str) -> bool:
         with self._tx() as db:

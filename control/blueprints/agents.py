@@ -41,7 +41,9 @@ def launch() -> tuple[Response, int]:
     body = load_body(LaunchSchema())
     row = ctx().sessions.launches.launch(caller, api_key=body.get("api_key"), config_id=body.get("config_id"),
                                          config=body.get("config"), mcp_env=body["mcp_env"])
-    return jsonify(session_id=row.id, agent_id=row.agent_id, config_id=row.config_id, status=str(row.status)), 201
+    enforced, warnings = ctx().sessions.machines.enforcement(row.config)
+    return jsonify(session_id=row.id, agent_id=row.agent_id, config_id=row.config_id, status=str(row.status),
+                   enforced=enforced, warnings=warnings), 201
 
 
 @agents_bp.get("/sessions")

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from control.auth import current_principal
+from control.auth import current_principal, require_admin
 from control.config_schema import AgentConfigSchema
 from control.configs import Owner, summary
 from control.context import bearer, ctx
 from control.openapi import describe
-from control.schemas import ConfigDeletedSchema, ConfigListSchema, ConfigValidationSchema
+from control.schemas import (
+    ConfigDeletedSchema,
+    ConfigListSchema,
+    ConfigSharedSchema,
+    ConfigShareSchema,
+    ConfigValidationSchema,
+    load_body,
+)
 from wire.errors import ValidationFailed
 
 configs_bp = Blueprint("configs", __name__, url_prefix="/api/configs")
@@ -29,7 +36,7 @@ def _json_body() -> object:
 @describe("List presets and custom configs", response=ConfigListSchema, errors=())
 def list_configs() -> Response:
     catalog = ctx().catalog
-    configs = [{**summary(c), "preset": c["id"] in catalog.presets} for c in catalog.list()]
+    configs = [{**summary(c), "preset": c["id"] in catalog.presets} for c in catalog.list(_viewer())]
     return jsonify(configs=configs, total=len(configs))
 
 
@@ -37,7 +44,7 @@ def list_configs() -> Response:
 @describe("A full config", response=AgentConfigSchema, errors=(404,),
           path_params={"config_id": "a preset or custom config id (lowercase slug)"})
 def get_config(config_id: str) -> Response:
-    return jsonify(ctx().catalog.get(config_id))
+    return jsonify(ctx().catalog.get(config_id, _viewer()))
 
 
 @configs_bp.post("/validate")
@@ -66,6 +73,26 @@ def save_config() -> tuple[Response, int]:
 def delete_config(config_id: str) -> Response:
     ctx().catalog.delete(config_id, _owner())
     return jsonify(deleted=config_id)
+
+
+@configs_bp.post("/<config_id>/share")
+@describe("Share a custom config with every user, or take the share back (admins, AUTH_MODE=token)",
+          body=ConfigShareSchema, response=ConfigSharedSchema, auth="admin", errors=(400, 401, 403, 404, 409))
+def share_config(config_id: str) -> Response:
+    principal = require_admin()
+    if principal is None:
+        raise ValidationFailed("sharing applies to AUTH_MODE=token, where configs are private to their owners",
+                               code="not_applicable")
+    shared = bool(load_body(ConfigShareSchema())["shared"])
+    ctx().catalog.share(config_id, shared, Owner(user_id=principal.user_id, is_admin=True))
+    ctx().store.audit(principal.user_id, "config.share" if shared else "config.unshare", config_id, "ok", {})
+    return jsonify(config_id=config_id, shared=shared)
+
+
+def _viewer() -> Owner | None:
+    """Whose configs are visible: an account in token mode (401 without a token), else all."""
+    principal = current_principal()
+    return Owner(user_id=principal.user_id, is_admin=principal.is_admin) if principal is not None else None
 
 
 def _owner() -> Owner:

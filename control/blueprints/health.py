@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from control import __version__
+from control.config_schema import NETWORK_POLICIES
 from control.context import ctx
 from control.openapi import describe, openapi_document
 from control.schemas import HealthSchema
@@ -18,7 +19,8 @@ def health() -> Response:
     app = ctx()
     return jsonify(status="healthy", provider=app.provider.name, auth_mode=app.settings.auth_mode,
                    demo=app.settings.demo, version=__version__,
-                   warm_pool={"size": app.settings.warm_pool_size, "ready": app.sessions.pool.ready_count()})
+                   warm_pool={"size": app.settings.warm_pool_size, "ready": app.sessions.pool.ready_count()},
+                   enforced={policy: app.provider.enforcement(policy) for policy in NETWORK_POLICIES})
 
 
 @health_bp.get("/openapi.json")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from control import metrics
-from control.configs import ConfigCatalog, admit_mcp_env
+from control.configs import ConfigCatalog, Owner, admit_mcp_env
 from control.providers.base import Provider, ProviderError
 from control.quotas import Quotas
 from control.secrets import KeyVault, hash_key
@@ -47,7 +47,7 @@ class Launches:
                                    details={"api_key": ["Missing data for required field."]})
         self.quotas.check_launch(caller.user_id)
         try:
-            row = self._launch(key, config_id, config, mcp_env or {}, caller.user_id)
+            row = self._launch(key, config_id, config, mcp_env or {}, caller)
         except ApiError as exc:
             self.store.audit(caller.user_id, "session.launch", config_id, "failed", {"code": exc.code})
             raise
@@ -55,8 +55,11 @@ class Launches:
         return row
 
     def _launch(self, api_key: str, config_id: str | None, inline: dict[str, Any] | None,
-                mcp_env: dict[str, dict[str, str]], owner: str | None) -> SessionRow:
-        config = self.catalog.get(config_id) if config_id else self.catalog.validate_inline(inline)
+                mcp_env: dict[str, dict[str, str]], caller: Caller) -> SessionRow:
+        owner = caller.user_id
+        # In AUTH_MODE=token another user's unshared config is a 404 here too.
+        viewer = Owner(user_id=owner, is_admin=caller.is_admin) if owner is not None else None
+        config = self.catalog.get(config_id, viewer) if config_id else self.catalog.validate_inline(inline)
         admit_mcp_env(config, mcp_env)
         limits = self.machines.resource_limits(config)
         self.provider.validate_resources(limits)

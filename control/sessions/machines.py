@@ -28,6 +28,10 @@ from wire.errors import ApiError, NotFound, Unavailable
 log = logging.getLogger(__name__)
 
 
+def network_of(config: dict[str, Any]) -> str:
+    return "internet" if config.get("network") == "internet" else "relay"
+
+
 class Machines:
     def __init__(self, *, settings: Settings, store: Store, provider: Provider, minter: TokenMinter,
                  pool: WarmPool) -> None:
@@ -53,12 +57,26 @@ class Machines:
             storage_mb=parse_size_mb(storage) if storage else self.settings.container_storage_limit_mb,
         )
 
+    def enforcement(self, config: dict[str, Any]) -> tuple[dict[str, str | None], list[str]]:
+        """How the provider enforces this config's limits and network policy, and a warning
+        for each it cannot: a launch says so plainly instead of pretending (docs/SECURITY.md)."""
+        network = network_of(config)
+        enforced = self.provider.enforcement(network)
+        limits = self.resource_limits(config)
+        asked = {"memory": f"memory_limit {limits.memory_mb} MB", "cpu": f"cpu {limits.cpus:g}",
+                 "pids": f"at most {limits.pids} processes",
+                 "storage": f"storage_limit {limits.storage_mb} MB" if limits.storage_mb else None,
+                 "network": "network: relay (no internet)" if network == "relay" else None}
+        warnings = [f"{what} is not enforced by the {self.provider.name} provider here"
+                    for name, what in asked.items() if what and not enforced.get(name)]
+        return enforced, warnings
+
     def remember_mcp_env(self, session_id: str, mcp_env: dict[str, dict[str, str]]) -> None:
         self._mcp_env[session_id] = mcp_env
 
     def bring_up(self, row: SessionRow, limits: ResourceLimits) -> None:
         """A new session's first machine: a warm one from the pool if one fits, else a fresh one."""
-        pooled = self.pool.claim(row.config.get("image") or None, limits)
+        pooled = self.pool.claim(row.config.get("image") or None, limits, network_of(row.config))
         if pooled is None:
             self.start(row, limits)
         else:
@@ -78,6 +96,7 @@ class Machines:
         spec = MachineSpec(
             session_id=row.machine_key, agent_id=row.agent_id, machine_token=self.minter.machine_token(row.machine_key),
             image=row.config.get("image") or None, resources=limits or self.resource_limits(row.config),
+            network=network_of(row.config),
         )
         machine = self.provider.start(spec)
         detail = row.status_detail if row.status is SessionStatus.STARTING else ""  # e.g. "waking the machine"

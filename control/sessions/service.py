@@ -94,6 +94,7 @@ class SessionService:
         view = session_view(row, self.turns.busy(row.id), resources)
         view["config"] = row.config
         view["effective_config"] = self._effective_config(row) if up else None
+        view["enforced"], view["warnings"] = self.machines.enforcement(row.config)
         return view
 
     def _effective_config(self, row: SessionRow) -> dict[str, Any] | None:

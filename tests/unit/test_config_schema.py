@@ -250,17 +250,17 @@ def test_good_mcp_env_is_registered_for_redaction() -> None:
 def test_lookups_are_slugs_only(catalog: ConfigCatalog) -> None:
     for bad in ("../etc/passwd", "..%2Fetc%2Fpasswd", "/etc/passwd", "code-assistant/../x", "", "A", None, 5):
         with pytest.raises(NotFound):
-            catalog.get(bad)
-    assert catalog.get("code-assistant")["id"] == "code-assistant"
+            catalog.get(bad, None)
+    assert catalog.get("code-assistant", None)["id"] == "code-assistant"
 
 
 def test_custom_configs_are_owned_and_cannot_shadow_presets(catalog: ConfigCatalog) -> None:
     alice, bob = Owner(key="alice-secret-1"), Owner(key="bob-secret-22")
     config, created = catalog.save({**BASE, "id": "mine"}, alice)
-    assert created and catalog.get("mine") == config
+    assert created and catalog.get("mine", None) == config
     assert summary(config)["has_mcp_servers"] is False
     _, created = catalog.save({**BASE, "id": "mine", "name": "Renamed"}, alice)
-    assert not created and catalog.get("mine")["name"] == "Renamed"
+    assert not created and catalog.get("mine", None)["name"] == "Renamed"
     with pytest.raises(Conflict):
         catalog.save({**BASE, "id": "mine"}, bob)
     with pytest.raises(ValidationFailed) as info:
@@ -276,7 +276,7 @@ def test_custom_configs_are_owned_and_cannot_shadow_presets(catalog: ConfigCatal
         catalog.delete("code-assistant", alice)
     catalog.delete("mine", alice)
     with pytest.raises(NotFound):
-        catalog.get("mine")
+        catalog.get("mine", None)
     stored = catalog.store.get_config_owner
     catalog.save({**BASE, "id": "team"}, Owner(user_id="u1"))
     assert stored("team") == "user:u1"

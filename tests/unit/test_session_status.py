@@ -93,6 +93,7 @@ def test_old_databases_have_ready_sessions_migrated_to_running(tmp_path: Path) -
     store.set_status(row.id, S.RUNNING)
     with store._tx() as db:  # what a database written before the state machine holds
         db.execute("UPDATE sessions SET status = 'ready' WHERE id = ?", (row.id,))
+        db.execute("ALTER TABLE custom_configs DROP COLUMN shared")  # added by a later migration
         db.execute("PRAGMA user_version = 4")
     store.close()
     migrated = Store(tmp_path / "db.sqlite").get_session(row.id)
