@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     provider.attach(RelayLink(ext.relay_app, egress.local_addresses()))
 
     errors.install(app)
-    web.install(app, settings.cors_origins)
+    web.install(app, settings.cors_origins, settings.allowed_hosts)
     app.before_request(require_token_for_api)
     for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, account_bp, docs_bp,
                       metrics_bp, ui_bp):

@@ -9,6 +9,7 @@ is decided in one place, ``SessionService.open``.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from flask import g, request
@@ -18,7 +19,7 @@ from control.context import bearer, ctx
 from control.sessions import Caller
 from wire.errors import Forbidden, Unauthorized
 
-PUBLIC_PREFIXES = ("/health", "/openapi.json", "/ui/", "/relay/", "/docs")
+PUBLIC_PREFIXES = ("/health", "/openapi.json", "/ui/", "/docs")
 """Open in ``AUTH_MODE=token`` too (the relay has its own token); the OpenAPI document says so."""
 ANTHROPIC_KEY_HEADER = "X-Anthropic-Api-Key"
 
@@ -75,11 +76,24 @@ def require_token_for_api() -> None:
 
 
 def require_admin() -> Principal | None:
+    """An admin in token mode. With AUTH_MODE=none anyone who can reach the server would be
+    an admin, so admin routes stay closed there unless the operator opens them for loopback
+    clients (AGCLUSTER_LOCAL_ADMIN=1)."""
     principal = current_principal()
     if principal is not None and not principal.is_admin:
         _audit_denial(principal.user_id, request.path)
         raise Forbidden("admins only")
+    if principal is None and not (ctx().settings.local_admin and _from_loopback()):
+        raise Forbidden("admin routes need AUTH_MODE=token (or AGCLUSTER_LOCAL_ADMIN=1, from loopback only)",
+                        code="admin_only")
     return principal
+
+
+def _from_loopback() -> bool:
+    try:
+        return ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _audit_denial(actor: str | None, target: str) -> None:

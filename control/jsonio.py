@@ -28,6 +28,29 @@ class StrictJSONProvider(DefaultJSONProvider):
         kwargs.setdefault("parse_constant", _no_constants)
         kwargs.setdefault("parse_float", _finite)
         try:
-            return json.loads(s, **kwargs)
+            value = json.loads(s, **kwargs)
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
+        # A lone surrogate ("\\ud800") parses into a str that cannot be encoded again; it
+        # would fail later, far from here (at a machine, as a 502). Look only when the text
+        # has such an escape at all.
+        raw = s if isinstance(s, str) else s.decode("utf-8", "replace")
+        if "\\ud" in raw.lower():
+            _no_lone_surrogates(value)
+        return value
+
+
+def _no_lone_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("the JSON holds a lone surrogate (an unpaired \\ud800-\\udfff escape)") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)

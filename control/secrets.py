@@ -26,6 +26,7 @@ def load_server_secret(data_dir: Path) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
+    os.chmod(path, 0o600)  # one made by an older version, or restored from a backup
     return bytes.fromhex(path.read_text().strip())
 
 

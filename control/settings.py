@@ -45,6 +45,9 @@ class Settings:
     allow_public_bind: bool = False
     relay_url: str = ""
     relay_port: int = 8001
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names (and addresses) requests may be addressed to; empty means any (a public bind)."""
+    local_admin: bool = False
     egress_port: int = 8002
     machines_dir: Path = Path("./data/machines")
     demo: bool = False
@@ -70,8 +73,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     reader = _Reader(env)
     database_path = Path(reader.text("DATABASE_PATH", "./data/agcluster.db"))
     api_port = reader.integer("API_PORT", 8000, 1, 65535)
+    api_host = reader.text("API_HOST", "127.0.0.1")
     settings = Settings(
-        api_host=reader.text("API_HOST", "127.0.0.1"),
+        api_host=api_host,
         api_port=api_port,
         container_provider=reader.choice("CONTAINER_PROVIDER", "local", PROVIDERS),
         database_path=database_path,
@@ -89,6 +93,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         machines_api_url=reader.url("MACHINES_API_URL", "https://api.machines.dev"),
         anthropic_base_url=reader.url("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
         cors_origins=reader.origins("CORS_ORIGINS"),
+        allowed_hosts=reader.hosts("ALLOWED_HOSTS", api_host),
+        local_admin=reader.boolean("AGCLUSTER_LOCAL_ADMIN", False),
         max_upload_mb=reader.integer("MAX_UPLOAD_MB", 50, 1, 10_240),
         auth_mode=reader.choice("AUTH_MODE", "none", AUTH_MODES),
         allow_public_bind=reader.boolean("AGCLUSTER_ALLOW_PUBLIC_BIND", False),
@@ -121,6 +127,9 @@ def validate(settings: Settings) -> Settings:
             "bind to 127.0.0.1, set AUTH_MODE=token, or set AGCLUSTER_ALLOW_PUBLIC_BIND=1 to accept the risk"
         )
     return settings
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
 def _is_loopback(host: str) -> bool:
@@ -188,6 +197,21 @@ class _Reader:
         if not re.match(r"^https?://[^\s/]+", value):
             raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    def hosts(self, name: str, api_host: str) -> tuple[str, ...]:
+        """``ALLOWED_HOSTS``: a comma list (``*`` for any). Unset, a loopback-bound server
+        answers only to loopback names, so a web page cannot reach it by DNS rebinding; a
+        server bound elsewhere answers to any name unless told otherwise."""
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return LOOPBACK_NAMES if _is_loopback(api_host) else ()
+        hosts = tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+        if "*" in hosts:
+            return ()
+        for host in hosts:
+            if not re.match(r"^(\[[0-9a-f:.]+\]|[a-z0-9.-]+|[0-9a-f:]+)$", host):
+                raise SettingsError(f"{name} must list host names such as agents.example.com, got {host!r}")
+        return hosts
 
     def origins(self, name: str) -> tuple[str, ...]:
         raw = self.env.get(name, "").strip()

@@ -10,7 +10,9 @@ the state machine of ``control.session_status`` inside its transaction.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -179,9 +181,21 @@ class SessionRow:
         return parsed
 
 
+def private_dir(path: Path) -> None:
+    """The data directory is the control plane's alone (0700). One that already exists is
+    tightened only when it is ours and not a shared directory such as /tmp (sticky)."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        os.chmod(path, 0o700)
+        return
+    info = path.stat()
+    if info.st_uid == os.geteuid() and not info.st_mode & stat.S_ISVTX and info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self.path = path
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -190,6 +204,10 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._migrate()
+        for suffix in ("", "-wal", "-shm"):  # transcripts and hashes are nobody else's to read
+            candidate = path.with_name(path.name + suffix)
+            if candidate.exists():
+                os.chmod(candidate, 0o600)
 
     def close(self) -> None:
         with self._lock:

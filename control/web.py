@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from flask import Flask, Response, request
+
+from wire.errors import error_body
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static_ui"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -12,8 +15,19 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "form-action 'self'")
 
 
-def install(app: Flask, cors_origins: tuple[str, ...]) -> None:
+def install(app: Flask, cors_origins: tuple[str, ...], allowed_hosts: tuple[str, ...] = ()) -> None:
     allowed = set(cors_origins)
+    hosts = frozenset(allowed_hosts)
+
+    @app.before_request
+    def _host():  # type: ignore[no-untyped-def]
+        # DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 still
+        # sends "Host: evil.example". A loopback-bound server answers only to its own names.
+        if hosts and host_name(request.host) not in hosts:
+            body = error_body("host_not_allowed", "this server does not answer to that host name (ALLOWED_HOSTS)",
+                              {"host": request.host[:100]})
+            return Response(json.dumps(body), status=421, mimetype="application/json")
+        return None
 
     @app.after_request
     def _headers(resp: Response) -> Response:
@@ -36,3 +50,11 @@ def install(app: Flask, cors_origins: tuple[str, ...]) -> None:
         if request.method == "OPTIONS":
             return Response(status=204 if request.headers.get("Origin") in allowed else 403)
         return None
+
+
+def host_name(host: str) -> str:
+    """``Host`` without its port, lowercased: ``[::1]:8000`` → ``[::1]``, ``a.b:80`` → ``a.b``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

@@ -30,6 +30,8 @@ def usage() -> Response:
     if group_by not in GROUPS:
         raise ValidationFailed(f"group_by must be one of {', '.join(GROUPS)}", details={"group_by": group_by[:40]})
     principal = current_principal()
+    if principal is None:
+        require_admin()  # everyone's usage, with no accounts: the operator's view only
     everyone = principal is None or principal.is_admin
     rows = ctx().store.usage_report(group_by, owner=principal.user_id if principal else None, all_owners=everyone)
     if group_by == "user":

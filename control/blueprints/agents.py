@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,15 +169,20 @@ def _last_event_id() -> int | None:
     raw = request.headers.get("Last-Event-ID")
     if raw is None:
         return None
-    if not raw.strip().isdigit():
-        raise ValidationFailed("Last-Event-ID must be an event seq number", details={"Last-Event-ID": raw[:40]})
-    return int(raw)
+    return _bounded("Last-Event-ID", raw.strip())
 
 
 def _int_arg(name: str, default: int) -> int:
     raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise ValidationFailed(f"{name} must be a non-negative integer", details={name: raw[:40]})
+    return default if raw is None else _bounded(name, raw)
+
+
+_SMALL_INT = re.compile(r"^[0-9]{1,15}$")
+
+
+def _bounded(name: str, raw: str) -> int:
+    """A non-negative whole number below 10^15: ASCII digits only (``isdigit`` would let "²"
+    through to ``int``), and small enough for SQLite and JavaScript alike."""
+    if not _SMALL_INT.match(raw):
+        raise ValidationFailed(f"{name} must be a whole number from 0 to 999999999999999", details={name: raw[:40]})
     return int(raw)

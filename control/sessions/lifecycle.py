@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -145,9 +146,12 @@ class Lifecycle:
             if (row.last_active_at >= cutoff or row.status in (SessionStatus.STARTING, SessionStatus.DELETING)
                     or self.turns.busy(row.id)):
                 continue
-            exports.mkdir(parents=True, exist_ok=True)
+            exports.mkdir(parents=True, exist_ok=True, mode=0o700)
             document = export_json(row, self.store.events_after(row.id, 0, limit=10_000_000))
-            (exports / f"{row.id}.json").write_text(json.dumps(document, indent=1))
+            target = exports / f"{row.id}.json"
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(document, indent=1))
             try:
                 self._destroy(row)
             except ApiError:

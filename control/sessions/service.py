@@ -39,7 +39,7 @@ class SessionService:
         self.vault = vault
         self.pool = pool or WarmPool(provider, minter, 0)
         self.machines = Machines(settings=settings, store=store, provider=provider, minter=minter, pool=self.pool)
-        self.turns = Turns(store=store, machines=self.machines, quotas=quotas)
+        self.turns = Turns(store=store, machines=self.machines, quotas=quotas, vault=vault)
         self.launches = Launches(store=store, provider=provider, catalog=catalog, vault=vault, machines=self.machines,
                                  quotas=quotas)
         self.lifecycle = Lifecycle(settings=settings, store=store, provider=provider, vault=vault,

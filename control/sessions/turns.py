@@ -14,6 +14,7 @@ from typing import Any
 
 from control.machine_client import MachineClient, MachineUnreachable
 from control.quotas import Quotas
+from control.secrets import KeyVault
 from control.session_status import IllegalTransition, SessionStatus
 from control.sessions.caller import Grant
 from control.sessions.machines import Machines
@@ -27,10 +28,11 @@ FAILING_ERRORS = ("machine_unreachable", "agent_failed")
 
 
 class Turns:
-    def __init__(self, *, store: Store, machines: Machines, quotas: Quotas) -> None:
+    def __init__(self, *, store: Store, machines: Machines, quotas: Quotas, vault: KeyVault) -> None:
         self.store = store
         self.machines = machines
         self.quotas = quotas
+        self.vault = vault
         self.hub = TurnHub(store, observer=self._observe)
 
     def chat(self, grant: Grant, message: str) -> int:
@@ -41,6 +43,12 @@ class Turns:
         self.store.update_session(session_id, last_active_at=time.time())
 
         def source() -> Iterator[list[dict[str, Any]]]:
+            if self.vault.get(session_id) is None:
+                # After a restart the key comes back only with a request that carries it; the
+                # CLI would otherwise retry the relay's 401s for minutes. Fail at once instead.
+                raise ApiError("the session's Anthropic key is not in memory (the control plane restarted): "
+                               "send this chat again with the key (X-Anthropic-Api-Key in AUTH_MODE=token)",
+                               code="key_required", status=401)
             # Fast path: a machine believed up is asked directly; only if it cannot take the
             # turn (gone, restarted, unconfigured) is it woken and the turn retried.
             current = self.store.get_session(session_id)
