@@ -22,6 +22,7 @@ from control.blueprints.files import files_bp
 from control.blueprints.health import health_bp
 from control.blueprints.live import live_bp, sock
 from control.blueprints.metrics import metrics_bp
+from control.blueprints.team import team_bp
 from control.blueprints.ui import ui_bp
 from control.configs import ConfigCatalog
 from control.context import AgCluster
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     errors.install(app)
     web.install(app, settings.cors_origins, settings.allowed_hosts)
     app.before_request(require_token_for_api)
-    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, account_bp, docs_bp,
+    for blueprint in (health_bp, configs_bp, agents_bp, live_bp, files_bp, account_bp, team_bp, docs_bp,
                       metrics_bp, ui_bp):
         app.register_blueprint(blueprint)
     sock.init_app(app)

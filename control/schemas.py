@@ -279,3 +279,102 @@ class RenameSchema(Schema):
 class UploadFormSchema(Schema):
     files = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), required=True,
                         metadata={"description": "one part per file; several allowed"})
+
+
+# Accounts, tokens, usage and the audit log (AUTH_MODE=token) -----------------------------
+class UserCreateSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                         metadata={"description": "1-64 letters, digits and _.@- (starting with a letter or digit)"})
+    admin = fields.Boolean(load_default=False)
+
+
+class UserSchema(_Open):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(["admin", "member"]))
+    created_at = fields.Float(required=True)
+    active_tokens = fields.Integer()
+
+
+class UserListSchema(_Open):
+    users = fields.List(fields.Nested(UserSchema), required=True)
+    total = fields.Integer(required=True)
+
+
+class TokenSchema(_Open):
+    id = fields.String(required=True)
+    prefix = fields.String(required=True, metadata={"description": "the token's first characters, to recognise it"})
+    user_id = fields.String(required=True)
+    user = fields.String(required=True)
+    created_at = fields.Float(required=True)
+    revoked_at = fields.Float(required=True, allow_none=True)
+    active = fields.Boolean(required=True)
+    current = fields.Boolean(required=True, metadata={"description": "the token this request was made with"})
+
+
+class TokenListSchema(_Open):
+    tokens = fields.List(fields.Nested(TokenSchema), required=True)
+    total = fields.Integer(required=True)
+
+
+class TokenCreatedSchema(TokenSchema):
+    token = fields.String(required=True, metadata={"description": "the token itself: shown in this answer only, "
+                                                                  "never again (only its hash is stored)"})
+
+
+class MeSchema(_Open):
+    auth_mode = fields.String(required=True, validate=validate.OneOf(["none", "token"]))
+    user = fields.Dict(required=True, allow_none=True, metadata={"description": "id, name, role (token mode)"})
+    admin = fields.Boolean(required=True, metadata={"description": "whether the admin routes (audit, everyone's "
+                                                                  "usage) answer this caller"})
+    token_id = fields.String(allow_none=True)
+
+
+class UsageRowSchema(_Open):
+    key = fields.String(required=True, allow_none=True, metadata={"description": "the user id, session id or day"})
+    requests = fields.Integer(required=True)
+    input_tokens = fields.Integer(required=True)
+    output_tokens = fields.Integer(required=True)
+    cache_read_tokens = fields.Integer(required=True)
+    cache_write_tokens = fields.Integer(required=True)
+    cost_usd = fields.Float(required=True)
+    user = fields.String(allow_none=True, metadata={"description": "the user's name (group_by user or session)"})
+    config_id = fields.String(allow_none=True, metadata={"description": "group_by session, while the session exists"})
+    status = fields.String(allow_none=True, metadata={"description": "group_by session, while the session exists"})
+
+
+class UsageReportSchema(_Open):
+    group_by = fields.String(required=True, validate=validate.OneOf(["user", "session", "day"]))
+    scope = fields.String(required=True, validate=validate.OneOf(["own", "everyone"]))
+    since = fields.String(allow_none=True, metadata={"description": "first UTC day counted (with ?days=N)"})
+    usage = fields.List(fields.Nested(UsageRowSchema), required=True)
+
+
+class QuotaSchema(_Open):
+    name = fields.String(required=True)
+    setting = fields.String(required=True, metadata={"description": "the environment variable that sets it"})
+    limit = fields.Float(required=True, allow_none=True, metadata={"description": "null: unlimited"})
+    used = fields.Float(required=True)
+    unit = fields.String(required=True)
+    window = fields.String(required=True)
+
+
+class QuotaReportSchema(_Open):
+    user = fields.Dict(required=True, allow_none=True, metadata={"description": "id and name (token mode)"})
+    quotas = fields.List(fields.Nested(QuotaSchema), required=True)
+
+
+class AuditEntrySchema(_Open):
+    id = fields.Integer(required=True)
+    ts = fields.Float(required=True)
+    actor = fields.String(required=True, allow_none=True, metadata={"description": "a user id, 'cli', or null"})
+    actor_name = fields.String(allow_none=True)
+    action = fields.String(required=True)
+    target = fields.String(required=True, allow_none=True)
+    outcome = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+class AuditListSchema(_Open):
+    entries = fields.List(fields.Nested(AuditEntrySchema), required=True)
+    total = fields.Integer(required=True)

@@ -417,6 +417,12 @@ class Store:
             return db.execute("UPDATE api_tokens SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL",
                               (time.time(), token_id_or_prefix, token_id_or_prefix)).rowcount
 
+    def get_token(self, token_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT id, user_id, prefix, created_at, revoked_at FROM api_tokens WHERE id = ?",
+                                   (token_id,)).fetchone()
+        return dict(row) if row else None
+
     def list_tokens(self, user_id: str | None = None) -> list[dict[str, Any]]:
         query = "SELECT id, user_id, prefix, created_at, revoked_at FROM api_tokens"
         with self._lock:
@@ -432,15 +438,31 @@ class Store:
                 "COALESCE(SUM(cost_usd), 0) FROM usage_records WHERE owner IS ? AND ts >= ?", (owner, since)).fetchone()
         return {"tokens": float(row[0]), "cost_usd": float(row[1])}
 
-    def usage_report(self, group_by: str, owner: str | None = None, all_owners: bool = False) -> list[dict[str, Any]]:
-        column = {"user": "owner", "session": "session_id", "day": "day"}[group_by]
-        where, args = ("", ()) if all_owners else ("WHERE owner IS ?", (owner,))
+    def usage_report(self, group_by: str, owner: str | None = None, all_owners: bool = False,
+                     since_day: str | None = None) -> list[dict[str, Any]]:
+        """Usage grouped by user, session or UTC day, optionally from ``since_day``
+        (YYYY-MM-DD) on. Session rows also name the owner and, while the session exists,
+        its config and status (usage outlives a deleted session)."""
+        column = {"user": "u.owner", "session": "u.session_id", "day": "u.day"}[group_by]
+        clauses: list[str] = []
+        args: list[Any] = []
+        if not all_owners:
+            clauses.append("u.owner IS ?")
+            args.append(owner)
+        if since_day:
+            clauses.append("u.day >= ?")
+            args.append(since_day)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        extra, join = "", ""
+        if group_by == "session":
+            extra = ", MAX(u.owner) AS owner, MAX(s.config_id) AS config_id, MAX(s.status) AS status"
+            join = "LEFT JOIN sessions s ON s.id = u.session_id"
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {column} AS key, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens, "
-                "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
-                "SUM(cache_write_tokens) AS cache_write_tokens, SUM(cost_usd) AS cost_usd "
-                f"FROM usage_records {where} GROUP BY {column} ORDER BY {column}", args).fetchall()
+                f"SELECT {column} AS key, COUNT(*) AS requests, SUM(u.input_tokens) AS input_tokens, "
+                "SUM(u.output_tokens) AS output_tokens, SUM(u.cache_read_tokens) AS cache_read_tokens, "
+                f"SUM(u.cache_write_tokens) AS cache_write_tokens, SUM(u.cost_usd) AS cost_usd{extra} "
+                f"FROM usage_records u {join} {where} GROUP BY {column} ORDER BY {column}", args).fetchall()
         return [dict(r) for r in rows]
 
     def count_launches_since(self, owner: str | None, since: float) -> int:
