@@ -114,7 +114,7 @@ class Quotas:
 
         return [
             QuotaUse("max_sessions", "QUOTA_MAX_SESSIONS", limit(s.quota_max_sessions), self._sessions_of(owner),
-                     "sessions", "at once"),
+                     "sessions", "kept at once (running or stopped)"),
             QuotaUse("launches_per_hour", "QUOTA_LAUNCHES_PER_HOUR", limit(s.quota_launches_per_hour),
                      self._launches_last_hour(owner), "launches", "the last hour"),
             QuotaUse("daily_tokens", "QUOTA_DAILY_TOKENS", limit(s.quota_daily_tokens), today["tokens"], "tokens",

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, jsonify, send_from_directory
+from typing import Any
 
-from control.config_schema import KNOWN_TOOLS, PERMISSION_MODES, SETTING_SOURCES
+from flask import Blueprint, Response, abort, jsonify, send_from_directory
+from marshmallow import Schema, validate
+
+from control.config_schema import (
+    KNOWN_TOOLS,
+    NETWORK_POLICIES,
+    PERMISSION_MODES,
+    SETTING_SOURCES,
+    AgentConfigSchema,
+    McpServerSchema,
+)
 from control.context import ctx
 from control.openapi import describe
 from control.session_status import LIVE, SessionStatus
@@ -14,7 +24,7 @@ ui_bp = Blueprint("ui", __name__)
 
 # The dashboard's browser libraries come from npm (static_ui/node_modules, `make ui`): only
 # their script and style files are served, never anything else a package happens to ship.
-VENDOR_PACKAGES = ("marked/", "dompurify/", "@highlightjs/cdn-assets/", "yaml/")
+VENDOR_PACKAGES = ("marked/", "dompurify/", "@highlightjs/cdn-assets/", "yaml/", "chart.js/dist/chart.umd")
 VENDOR_SUFFIXES = (".js", ".mjs", ".css")
 
 
@@ -31,10 +41,23 @@ def meta() -> Response:
     """The server is the one source of these lists; the dashboard keeps no copies."""
     app = ctx()
     return jsonify(known_tools=sorted(KNOWN_TOOLS), permission_modes=list(PERMISSION_MODES),
-                   setting_sources=list(SETTING_SOURCES), preset_ids=list(app.catalog.presets),
+                   setting_sources=list(SETTING_SOURCES), network_policies=list(NETWORK_POLICIES),
+                   mcp_transports=_choices(McpServerSchema(), "type"), config_defaults=_defaults(AgentConfigSchema()),
+                   preset_ids=list(app.catalog.presets),
                    session_statuses=[str(s) for s in SessionStatus], live_statuses=sorted(str(s) for s in LIVE),
                    max_upload_mb=app.settings.max_upload_mb, provider=app.settings.container_provider,
                    demo=app.settings.demo)
+
+
+def _choices(schema: Schema, name: str) -> list[str]:
+    """A field's allowed values, read off the schema that validates it."""
+    return [str(c) for v in schema.fields[name].validators if isinstance(v, validate.OneOf) for c in v.choices]
+
+
+def _defaults(schema: Schema) -> dict[str, Any]:
+    """What a config gets for each scalar field it leaves out (the builder's blank form)."""
+    defaults = {name: f.load_default for name, f in schema.fields.items()}
+    return {name: value for name, value in defaults.items() if isinstance(value, (str, int, float, bool))}
 
 
 @ui_bp.get("/ui/<path:path>")
