@@ -3,9 +3,10 @@
 import { api } from "../api.js";
 import { button, fill, h, icon, spinner } from "../dom.js";
 import * as fmt from "../format.js";
-import { getKey, onKeyChange, rememberSession, setKey } from "../store.js";
+import { launched } from "../launching.js";
+import { getKey, onKeyChange, setKey } from "../store.js";
 import { askForCredentials } from "../mcp.js";
-import { emptyState, errorBox, KEY_NOTE, modal, toast } from "../ui.js";
+import { emptyState, errorBox, KEY_NOTE, modal } from "../ui.js";
 
 export function mount(root, _params, { meta, navigate }) {
   const ac = new AbortController();
@@ -122,9 +123,7 @@ export function mount(root, _params, { meta, navigate }) {
       const body = { api_key: key, config_id: config.id };
       if (Object.keys(mcpEnv).length) body.mcp_env = mcpEnv;
       const result = await api("/api/agents/launch", { method: "POST", body, key: "", signal: ac.signal });
-      rememberSession(result.session_id);
-      toast(`${config.name} is ready`, { type: "success", timeout: 2500 });
-      navigate(`#/session/${result.session_id}`);
+      launched(result, { name: config.name, navigate });
     } catch (err) {
       if (err.name === "AbortError") return;
       fill(status, errorBox(err, { title: launchErrorTitle(err) }));
