@@ -14,6 +14,12 @@ export function tokenMode() {
   return authMode === "token";
 }
 
+// Told when the server stops accepting this tab's AgCluster token (revoked, or a new server).
+const unauthorizedListeners = new Set();
+export function onUnauthorized(fn) {
+  unauthorizedListeners.add(fn);
+}
+
 export class ApiError extends Error {
   constructor(status, code, message, details = {}) {
     super(message);
@@ -61,7 +67,12 @@ export async function api(path, { method = "GET", body, key, headers = {}, signa
     if (exc.name === "AbortError") throw exc;
     throw new ApiError(0, "network", "Cannot reach the AgCluster server. Check that it is running.");
   }
-  if (!resp.ok) throw await errorFrom(resp);
+  if (!resp.ok) {
+    const err = await errorFrom(resp);
+    // /api/me is how the router checks a token itself; any other 401 means it stopped working.
+    if (resp.status === 401 && authMode === "token" && path !== "/api/me") for (const fn of unauthorizedListeners) fn(err);
+    throw err;
+  }
   if (raw) return resp;
   if (resp.status === 204) return null;
   return resp.json();

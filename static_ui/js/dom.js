@@ -92,6 +92,12 @@ const ICONS = {
   layers: "M12 2 2 7l10 5 10-5-10-5ZM2 17l10 5 10-5M2 12l10 5 10-5",
   message: "M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z",
   hash: "M4 9h16M4 15h16M10 3 8 21M16 3l-2 18",
+  users: "M16 21v-2a4 4 0 0 0-4-4H6a4 4 0 0 0-4 4v2M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8ZM22 21v-2a4 4 0 0 0-3-3.9M16 3.1a4 4 0 0 1 0 7.8",
+  chart: "M3 3v18h18M7 16v-4M12 16V8M17 16v-7",
+  shield: "M12 22s8-4 8-10V5l-8-3-8 3v7c0 6 8 10 8 10Z",
+  sort: "M7 15l5 5 5-5M7 9l5-5 5 5",
+  "sort-up": "M7 14l5-5 5 5",
+  "sort-down": "M7 10l5 5 5-5",
 };
 
 export function icon(name, { size = 16, cls = "" } = {}) {

@@ -1,22 +1,28 @@
 // Boot: the hash router, the top bar and the server's runtime facts.
 
-import { api, setAuthMode, tokenMode } from "./api.js";
+import { me, refreshMe } from "./account.js";
+import { api, onUnauthorized, setAuthMode, tokenMode } from "./api.js";
 import { button, clear, fill, h, icon } from "./dom.js";
 import { ready as vendorReady, vendorMissing } from "./markdown.js";
 import { getKey, getToken, onKeyChange } from "./store.js";
-import { askForKey, keyLabel, toast } from "./ui.js";
+import { askForKey, errorBox, keyLabel, toast } from "./ui.js";
 
 const routes = [
   { pattern: /^#?\/?$/, nav: "launch", load: () => import("./views/launch.js") },
   { pattern: /^#\/launch$/, nav: "launch", load: () => import("./views/launch.js") },
   { pattern: /^#\/session\/([\w-]+)$/, nav: "sessions", load: () => import("./views/chat.js") },
   { pattern: /^#\/sessions$/, nav: "sessions", load: () => import("./views/sessions.js") },
-  { pattern: /^#\/builder(?:\/([\w-]+))?$/, nav: "builder", load: () => import("./views/builder.js") },
+  { pattern: /^#\/builder(?:\/([\w-]+))?$/, nav: "builder", load: () => import("./views/builder/page.js") },
+  { pattern: /^#\/team$/, nav: "team", load: () => import("./views/team.js") },
+  { pattern: /^#\/usage$/, nav: "usage", load: () => import("./views/usage.js") },
+  { pattern: /^#\/audit$/, nav: "audit", load: () => import("./views/audit.js") },
 ];
 
-let meta = { known_tools: [], permission_modes: [], setting_sources: [], max_upload_mb: 50, demo: false, provider: "" };
+let meta = {}; // /ui/meta.json: the server's lists (empty when it could not be read)
 let current = null; // {cleanup}
 let navToken = 0;
+let meFor = null; // the token `me()` was last read with (null: not read yet)
+let meError = null; // why the server refused that token
 
 export function navigate(hash) {
   if (location.hash === hash) route();
@@ -41,10 +47,23 @@ async function route() {
     if (match && a.dataset.nav === match.r.nav) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  if (tokenMode() && !getToken()) {
+  if (meFor !== getToken()) {
+    meFor = getToken();
+    meError = null;
+    try {
+      await refreshMe();
+    } catch (err) {
+      meError = err;
+    }
+    if (token !== navToken) return;
+    showNav();
+  }
+  const refused = meError;
+  if (tokenMode() && (!getToken() || refused)) {
     main.className = "view-signin";
     fill(main, h("section", { class: "page" }, h("div", { class: "gate" }, icon("lock", { size: 28 }),
       h("h2", { text: "Sign in to AgCluster" }),
+      refused ? errorBox(refused, { title: refused.status === 401 ? "That token was not accepted (revoked or mistyped)" : "Could not sign in" }) : null,
       h("p", { class: "muted", text: "This server has accounts. Enter the AgCluster token your administrator gave you; it stays in this tab." }),
       button("Sign in", { icon: "key", cls: "btn btn-primary", onClick: () => askForKey() }))));
     return;
@@ -63,6 +82,16 @@ async function route() {
   current = { cleanup: mod.mount(main, match.m.slice(1), { meta, navigate }) };
 }
 
+/** Team, Usage and Audit only where they can answer: accounts, or the local operator. */
+function showNav() {
+  const who = me();
+  const show = { team: tokenMode(), usage: tokenMode() || who.admin, audit: who.admin };
+  for (const [nav, visible] of Object.entries(show)) document.querySelector(`[data-nav="${nav}"]`).hidden = !visible;
+  const badge = document.getElementById("user-badge");
+  badge.hidden = !who.user;
+  badge.textContent = who.user ? `${who.user.name}${who.admin ? " · admin" : ""}` : "";
+}
+
 function renderKeyStatus() {
   const btn = document.getElementById("key-status");
   clear(btn);
@@ -74,20 +103,25 @@ function renderKeyStatus() {
 
 async function boot() {
   document.getElementById("key-status").addEventListener("click", () => askForKey());
-  let hadToken = Boolean(getToken());
+  let lastToken = getToken();
   onKeyChange(() => {
     renderKeyStatus();
-    if (tokenMode() && Boolean(getToken()) !== hadToken) {
-      hadToken = Boolean(getToken());
-      route();
+    if (tokenMode() && getToken() !== lastToken) {
+      lastToken = getToken();
+      route();  // another account: what it may see differs
     }
+  });
+  // A token revoked while this tab uses it: ask again instead of failing page by page.
+  onUnauthorized(() => {
+    meFor = null;
+    route();
   });
   renderKeyStatus();
   await vendorReady;
   try {
     meta = await api("/ui/meta.json");
-  } catch {
-    /* older server: fall back to defaults */
+  } catch (err) {
+    toast(`Could not read the server's settings (/ui/meta.json): ${err.message}`, { type: "error", timeout: 0 });
   }
   try {
     const health = await api("/health");

@@ -57,7 +57,8 @@ export function confirmDialog({ title, message, confirmLabel = "Confirm", danger
 }
 
 /**
- * A small form in a dialog. fields: [{name, label, type, placeholder, help, required, value}]
+ * A small form in a dialog. fields: [{name, label, type, placeholder, help, required, value}];
+ * a "checkbox" field gives true/false.
  * Resolves with {name: value} or null when cancelled.
  */
 export function formDialog({ title, intro, fields, submitLabel = "Continue", note }) {
@@ -67,6 +68,13 @@ export function formDialog({ title, intro, fields, submitLabel = "Continue", not
     if (intro) form.append(h("p", { class: "muted", text: intro }));
     for (const f of fields) {
       const id = `f-${f.name}-${Math.random().toString(36).slice(2, 7)}`;
+      if (f.type === "checkbox") {
+        form.append(h("div", { class: "field" },
+          h("label", { class: "check" }, h("input", { id, name: f.name, type: "checkbox", checked: Boolean(f.value) }),
+            h("span", { text: f.label })),
+          f.help ? h("p", { class: "field-help", text: f.help }) : null));
+        continue;
+      }
       form.append(h("div", { class: "field" },
         h("label", { for: id, text: f.label }),
         h("input", { id, name: f.name, class: "input", type: f.type || "text", placeholder: f.placeholder || "", value: f.value || "",
@@ -84,6 +92,10 @@ export function formDialog({ title, intro, fields, submitLabel = "Continue", not
       let ok = true;
       for (const f of fields) {
         const input = form.elements[f.name];
+        if (f.type === "checkbox") {
+          values[f.name] = input.checked;
+          continue;
+        }
         const err = form.querySelector(`[data-error-for="${f.name}"]`);
         values[f.name] = input.value;
         const missing = f.required && !input.value.trim();
