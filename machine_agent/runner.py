@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -210,6 +212,9 @@ class AgentRunner:
                 await old.disconnect()
         except Exception:  # noqa: BLE001
             pass
+        # Whatever the dead CLI's tools left running (a fork bomb's children hold the
+        # machine's process cap, a runaway the memory) would starve the new one.
+        _kill_strays()
         if self._options is None:
             return
         from claude_agent_sdk import ClaudeSDKClient
@@ -224,6 +229,23 @@ class AgentRunner:
 
     def _submit(self, coro: Any, timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+
+def _kill_strays() -> None:
+    """Kill every other process of this machine's user: the machine is ours alone, and only
+    an unprivileged uid can do this safely (it can signal nothing but its own processes)."""
+    uid = os.geteuid()
+    if uid == 0:
+        return
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if os.stat(entry.path).st_uid == uid:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except OSError:
+            continue
 
 
 def _import_sdk() -> None:

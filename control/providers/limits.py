@@ -61,7 +61,20 @@ class Limiter:
         self.own_uid = own_uid_per_sandbox
         self.mode, self.bases = _detect()
         self.prlimit = shutil.which("prlimit")
+        self._sweep()
         log.info("local machine limits: %s", self.describe().as_dict())
+
+    def _sweep(self) -> None:
+        """Groups left by a control plane that was killed: empty ones go (a group that still
+        has processes cannot be removed, so another running control plane's are safe)."""
+        for base in self.bases.values():
+            parent = base / GROUP
+            for group in parent.iterdir() if parent.is_dir() else []:
+                if group.is_dir():
+                    try:
+                        group.rmdir()
+                    except OSError:
+                        pass
 
     def describe(self) -> Enforcement:
         if self.mode == "v1":

@@ -11,11 +11,13 @@ session finds its workspace.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,8 +39,10 @@ from control.providers.base import (
 )
 from control.providers.limits import Enforcement, Limiter
 from control.providers.sandbox import EGRESS_SOCKET, RELAY_PORT, RELAY_SOCKET, MachineDirs
+from wire.errors import ValidationFailed
 
-AGENT_SOCKET = "agent.sock"
+MIN_MEMORY_MB = 384
+
 
 
 @dataclass
@@ -70,6 +74,9 @@ class LocalProvider(Provider):
         self.machines_dir = machines_dir.resolve()
         self.machines_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.machines_dir, 0o700)
+        # Sockets live here, not in the machine directories: a Unix socket path is limited
+        # to 107 bytes. Private (0700) and gone with the process, like its machines.
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="agcluster-", dir=_short_tmp()))
         self.hidden_dirs = [d.resolve() for d in (hidden_dirs or [])] + [self.machines_dir]
         self.as_root = sandbox.runs_as_root()
         self.limiter = Limiter(own_uid_per_sandbox=self.as_root)
@@ -91,9 +98,9 @@ class LocalProvider(Provider):
         if self.link is None:
             raise ProviderError("local machines need the control plane's relay (attach a MachineLink first)")
         self._kill(spec.session_id)
-        dirs = MachineDirs(self.machines_dir / spec.session_id)
+        dirs = self._dirs(spec.session_id)
         proc = self._spawner.submit(self._spawn, spec, dirs).result()
-        url = unix_url(dirs.private / AGENT_SOCKET)
+        url = unix_url(dirs.agent_socket)
         try:
             wait_healthy(url, spec.machine_token, self.startup_timeout, alive=lambda: proc.popen.poll() is None)
         except ProviderError as exc:
@@ -105,10 +112,29 @@ class LocalProvider(Provider):
     def resume(self, machine_id: str) -> Machine:
         raise ProviderError("local machines are restarted with start()")
 
+    def validate_resources(self, limits: ResourceLimits) -> None:
+        """Limits a local machine could never honour are a 400 before anything starts: the
+        whole machine (agent, CLI, tools) lives in one memory group, and the CLI and machine
+        agent alone use about 190 MB, so below ~2x that the out-of-memory killer would pick
+        the CLI instead of the tool that ran away; and no machine gets more CPUs than the host."""
+        problems: dict[str, str] = {}
+        if limits.memory_mb < MIN_MEMORY_MB:
+            problems["memory_limit"] = (f"a local machine needs at least {MIN_MEMORY_MB} MB (the CLI and the machine "
+                                        f"agent use about 190 MB), got {limits.memory_mb} MB")
+        cpus = os.cpu_count() or 1
+        if limits.cpus > cpus:
+            problems["cpu_quota"] = f"this host has {cpus} CPUs; asked for {limits.cpus:g}"
+        if problems:
+            raise ValidationFailed("the local provider cannot run these resource limits",
+                                   details={"resource_limits": problems})
+
     def destroy(self, machine_id: str) -> None:
         self._kill(machine_id)
         self.limiter.release(machine_id)
-        shutil.rmtree(self.machines_dir / machine_id, ignore_errors=True)
+        dirs = self._dirs(machine_id)
+        shutil.rmtree(dirs.root, ignore_errors=True)
+        if dirs.sockets is not None:
+            shutil.rmtree(dirs.sockets, ignore_errors=True)
 
     def suspend(self, machine_id: str) -> None:
         """Stop the process; the workspace and the CLI's session files stay on disk."""
@@ -117,11 +143,11 @@ class LocalProvider(Provider):
     def inspect(self, machine_id: str) -> Machine | None:
         with self._lock:
             proc = self._procs.get(machine_id)
-        dirs = MachineDirs(self.machines_dir / machine_id)
+        dirs = self._dirs(machine_id)
         if proc is None:
             return Machine(machine_id, "", "stopped", machine_id) if dirs.root.exists() else None
         state = "started" if proc.popen.poll() is None else "stopped"
-        return Machine(machine_id, unix_url(dirs.private / AGENT_SOCKET), state, proc.session_id)
+        return Machine(machine_id, unix_url(dirs.agent_socket), state, proc.session_id)
 
     def list_machines(self) -> list[Machine]:
         """Running machines and stopped ones whose storage is still on disk."""
@@ -138,7 +164,7 @@ class LocalProvider(Provider):
                 + (" + egress proxy" if network == "internet" else "")}
 
     def workspace_dir(self, machine_id: str) -> Path:
-        return MachineDirs(self.machines_dir / machine_id).workspace
+        return self._dirs(machine_id).workspace
 
     def usage(self, machine_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -160,45 +186,47 @@ class LocalProvider(Provider):
             self._kill(machine_id)
             self.limiter.release(machine_id)
         self._spawner.shutdown(wait=False)
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    def _dirs(self, machine_key: str) -> MachineDirs:
+        short = hashlib.sha256(machine_key.encode()).hexdigest()[:16]
+        return MachineDirs(self.machines_dir / machine_key, self.runtime_dir / short)
 
     # internals ------------------------------------------------------------------------
     def _spawn(self, spec: MachineSpec, dirs: MachineDirs) -> _Process:
         """Runs on the spawner thread: everything a machine needs, then the sandbox."""
         assert self.link is not None and self.bwrap is not None
-        uid = sandbox.allocate_uid(self.machines_dir, spec.session_id) if self.as_root else None
-        sandbox.prepare_dirs(dirs, uid)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        agent_socket = dirs.private / AGENT_SOCKET
+        closers: list[Closer] = []
+        opened: list[int] = []
+        log: Any = None
         try:
-            agent_socket.unlink()
-        except FileNotFoundError:
-            pass
-        listener.bind(str(agent_socket))
-        os.chmod(agent_socket, 0o600)
-        listener.listen(64)
-        closers = [self.link.relay_unix(dirs.run / RELAY_SOCKET, spec.session_id)]
-        internet = spec.network == "internet"
-        if internet:
-            closers.append(self.link.egress_unix(dirs.run / EGRESS_SOCKET, spec.session_id))
-        filter_fd = seccomp.filter_fd()
-        placement = self.limiter.place(spec.session_id, spec.resources)
-        box = sandbox.Sandbox(dirs=dirs, token=spec.machine_token, hidden_dirs=self.hidden_dirs, env=spec.env,
-                              network="none", listen_fd=listener.fileno(), internet=internet, uid=uid,
-                              seccomp_fd=filter_fd, max_upload_mb=self.max_upload_mb)
-        argv, env = sandbox.command(box, self.bwrap)
-        log = open(dirs.root / "agent.log", "ab")  # noqa: SIM115 - owned by _Process
-        try:
+            uid = sandbox.allocate_uid(self.machines_dir, spec.session_id) if self.as_root else None
+            sandbox.prepare_dirs(dirs, uid)
+            listener = _listen_unix(dirs.agent_socket)
+            opened.append(listener.detach())
+            closers.append(self.link.relay_unix(dirs.run / RELAY_SOCKET, spec.session_id))
+            internet = spec.network == "internet"
+            if internet:
+                closers.append(self.link.egress_unix(dirs.run / EGRESS_SOCKET, spec.session_id))
+            opened.append(seccomp.filter_fd())
+            placement = self.limiter.place(spec.session_id, spec.resources)
+            box = sandbox.Sandbox(dirs=dirs, token=spec.machine_token, hidden_dirs=self.hidden_dirs, env=spec.env,
+                                  network="none", listen_fd=opened[0], internet=internet, uid=uid,
+                                  seccomp_fd=opened[1], max_upload_mb=self.max_upload_mb)
+            argv, env = sandbox.command(box, self.bwrap)
+            log = open(dirs.root / "agent.log", "ab")  # noqa: SIM115 - owned by _Process
             popen = subprocess.Popen(placement.prefix + argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, cwd=str(dirs.root), start_new_session=True,
-                                     pass_fds=(listener.fileno(), filter_fd))
-        except OSError as exc:
-            log.close()
+                                     pass_fds=tuple(opened))
+        except (OSError, RuntimeError) as exc:
+            if log is not None:
+                log.close()
             for closer in closers:
                 closer.close()
             raise ProviderError(f"could not start the sandbox: {exc}") from None
         finally:
-            listener.close()
-            os.close(filter_fd)
+            for fd in opened:
+                os.close(fd)
         proc = _Process(popen, spec.session_id, log, closers, placement.enforcement, spec.resources)
         with self._lock:
             self._procs[spec.session_id] = proc
@@ -230,6 +258,32 @@ def sandbox_command(machine_dir: Path, host: str, port: int, token: str, extra_e
     box = sandbox.Sandbox(dirs=dirs, token=token, hidden_dirs=hidden_dirs, env=extra_env, network="host",
                           host=host, port=port, uid=uid, max_upload_mb=max_upload_mb)
     return sandbox.command(box, bwrap)
+
+
+def _listen_unix(path: Path) -> socket.socket:
+    """The agent's listening socket, made here in a directory only the control plane can
+    write, so the agent (which gets the descriptor) can never swap it for a symlink."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        os.chmod(path, 0o600)
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def _short_tmp() -> str:
+    """A short base for runtime directories (TMPDIR can be as deep as a data directory)."""
+    for candidate in ("/run" if os.geteuid() == 0 else "", "/tmp"):
+        if candidate and os.access(candidate, os.W_OK):
+            return candidate
+    return tempfile.gettempdir()
 
 
 def bwrap_path() -> str | None:

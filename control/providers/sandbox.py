@@ -60,9 +60,12 @@ def runs_as_root() -> bool:
 
 @dataclass(frozen=True)
 class MachineDirs:
-    """One machine's directories on the host (``machines/<key>/``)."""
+    """One machine's directories on the host: its files under ``machines/<key>/``, and its
+    sockets under a short runtime directory, since a Unix socket's path may not exceed 107
+    bytes and a data directory can be deep."""
 
     root: Path
+    sockets: Path | None = None
 
     @property
     def workspace(self) -> Path:
@@ -75,7 +78,12 @@ class MachineDirs:
     @property
     def run(self) -> Path:
         """Sockets the control plane serves to this machine; bound read-only inside."""
-        return self.root / "run"
+        return (self.sockets or self.root) / "run"
+
+    @property
+    def agent_socket(self) -> Path:
+        """Where the control plane reaches the machine agent (never visible inside)."""
+        return (self.sockets or self.private) / "agent.sock"
 
     @property
     def private(self) -> Path:
@@ -122,7 +130,7 @@ def prepare_dirs(dirs: MachineDirs, owner: int | None) -> None:
     workspace and home then belong to it, 0700. The machine directory itself and its
     ``run``/``private`` parts stay the control plane's (a sandbox can never swap a socket).
     """
-    for path in (dirs.root, dirs.private):
+    for path in (dirs.root, dirs.private, *([dirs.sockets] if dirs.sockets else [])):
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o700)
     dirs.run.mkdir(exist_ok=True)
@@ -137,6 +145,7 @@ def prepare_dirs(dirs: MachineDirs, owner: int | None) -> None:
 def _identity_files(dirs: MachineDirs, uid: int) -> tuple[Path, Path]:
     """/etc/passwd and /etc/group as the sandbox sees them: the host's, plus an ``agent``
     entry for the sandbox uid, so tools that look up their user (git, ssh, the CLI) work."""
+    dirs.private.mkdir(parents=True, exist_ok=True)
     passwd = dirs.private / "passwd"
     group = dirs.private / "group"
     entries = [line for line in _read("/etc/passwd").splitlines() if not line.startswith("agent:")]
@@ -249,9 +258,13 @@ def command(box: Sandbox, bwrap: str | None) -> tuple[list[str], dict[str, str]]
     argv += ["--ro-bind", str(passwd), "/etc/passwd", "--ro-bind", str(group), "/etc/group"]
     # Whatever the data directory's location, nothing of it stays visible: every hidden
     # directory that falls inside something bound above is covered by an empty tmpfs.
-    for hidden in box.hidden_dirs:
+    covered: list[Path] = []
+    for hidden in sorted(box.hidden_dirs):
+        if any(hidden.is_relative_to(c) for c in covered):
+            continue  # inside a directory already covered: nothing of it shows
         if any(hidden == b or hidden.is_relative_to(b) for b in bound):
             argv += ["--tmpfs", str(hidden)]
+            covered.append(hidden)
     argv += ["--bind", str(box.dirs.workspace), "/workspace",
              "--perms", "0755", "--dir", "/home", "--bind", str(box.dirs.home), "/home/agent"]
     if box.network == "none":

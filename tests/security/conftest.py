@@ -1,0 +1,72 @@
+"""Attack fixtures: a control plane to attack, a way to run a shell command as the agent,
+and the host-side view to check what an attack really achieved.
+
+Every test here is an attack a user could make by writing a prompt (the stand-in model's
+``run: <cmd>`` makes the real CLI run a real Bash command in the real sandbox) or a
+config, and asserts the safe outcome. They run as root in CI, as the product usually does
+in containers; ``test_normal_user.py`` repeats the ones whose behaviour differs with the
+control plane running as an ordinary user.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stubs.anthropic import StubAnthropic
+from tests.support import ControlPlane, dump
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="attacks a root control plane (CI runs as root)")
+
+
+def new_key() -> str:
+    return "sk-ant-api03-" + secrets.token_hex(24)
+
+
+@dataclass
+class Agent:
+    """One launched session, driven like an attacker with a prompt would drive it."""
+
+    cp: ControlPlane
+    sid: str
+    key: str
+    launch: dict[str, Any]
+
+    def run(self, command: str) -> str:
+        """Run ``command`` with the agent's Bash tool; its output (stdout and stderr)."""
+        events = self.cp.chat_events(self.sid, self.key, f"run: {command}")
+        results = [e for e in events if e["type"] == "tool_result"]
+        assert results, dump(events)
+        return str(results[-1]["output"])
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self.cp.session_row(self.sid)
+
+    @property
+    def machine_dir(self) -> Path:
+        return self.cp.data_dir / "machines" / self.row["machine_key"]
+
+
+def launch(cp: ControlPlane, config: dict[str, Any] | None = None, config_id: str = "code-assistant") -> Agent:
+    key = new_key()
+    body = cp.launch(key, config=config) if config is not None else cp.launch(key, config_id)
+    return Agent(cp, body["session_id"], key, body)
+
+
+@pytest.fixture(scope="module")
+def local_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic) -> Iterator[ControlPlane]:
+    cp = ControlPlane(tmp_path_factory.mktemp("sec"), {"ANTHROPIC_BASE_URL": model.url}).start()
+    yield cp
+    cp.stop()
+
+
+@pytest.fixture(scope="module")
+def agent(local_cp: ControlPlane) -> Agent:
+    return launch(local_cp)
