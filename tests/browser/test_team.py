@@ -215,14 +215,29 @@ def test_admin_adds_a_member_who_signs_in_and_sees_only_their_own(browser: Any, 
         assert requests.get(cp.url + "/api/me", headers={"Authorization": f"Bearer {extra}"}, timeout=30).status_code == 401
         member.shot("07-member-tokens")
 
+        # alice's saved config is hers alone until the admin shares it from its card.
+        saved = requests.post(cp.url + "/api/configs/", headers={"Authorization": f"Bearer {alice_token}"}, timeout=30,
+                              json={"id": "alice-agent", "name": "Alice agent", "allowed_tools": ["Bash"], "network": "internet"})
+        assert saved.status_code == 201, saved.text
+        page.goto(cp.url + "/")
+        card = page.locator(".preset-card[data-config-id='alice-agent']")
+        expect(card.locator(".badge", has_text="Internet")).to_be_visible()
+        expect(card.locator(".badge", has_text="Shared")).to_have_count(0)
+        card.locator("[data-action='share']").click()
+        expect(card.locator(".badge", has_text="Shared")).to_be_visible()
+        expect(card.locator("[data-action='share']")).to_have_text("Stop sharing")
+        mpage.goto(cp.url + "/")
+        expect(mpage.locator(".preset-card[data-config-id='alice-agent'] [data-action='share']")).to_have_count(0)
+        admin.shot("08a-shared-config")
+
         # The admin reads it all in the audit log, by name, and can filter it.
         page.goto(cp.url + "/#/audit")
         audit = page.locator("[aria-label='Audit log'] tbody tr")
         audit.first.wait_for()
         seen = {(audit.nth(i).locator("td[data-label='Actor']").inner_text(), audit.nth(i).locator("td[data-label='Action']").inner_text())
                 for i in range(audit.count())}
-        assert {("root", "user.add"), ("root", "token.create"), ("alice", "session.launch"), ("alice", "token.create"),
-                ("alice", "token.revoke")} <= seen, seen
+        assert {("root", "user.add"), ("root", "token.create"), ("root", "config.share"), ("alice", "session.launch"),
+                ("alice", "token.create"), ("alice", "token.revoke")} <= seen, seen
         page.fill("#audit-action", "user.add")
         page.get_by_role("button", name="Filter").click()
         expect(audit).to_have_count(2)  # root by the server's CLI, alice by root
@@ -248,6 +263,14 @@ def test_admin_adds_a_member_who_signs_in_and_sees_only_their_own(browser: Any, 
         assert [users.nth(i).locator("td").first.inner_text() for i in range(2)] == order[::-1]
         assert sum(chart_points(admin)["tokens"]) > today_tokens  # root's turn too
         admin.shot("09-admin-usage")
+
+        # On a phone the pages fit the screen (tables become cards, the nav scrolls).
+        mpage.set_viewport_size({"width": 390, "height": 844})
+        for view, ready in (("usage", "table.usage-sessions tbody tr"), ("team", "[aria-label='Your API tokens'] tbody tr")):
+            mpage.goto(cp.url + f"/#/{view}")
+            mpage.locator(ready).first.wait_for()
+            assert mpage.evaluate("() => document.documentElement.scrollWidth") <= 390, view
+            member.shot(f"09-phone-{view}")
 
         # The admin revokes alice's sign-in token: her tab is asked to sign in again.
         page.goto(cp.url + "/#/team")

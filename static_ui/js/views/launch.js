@@ -1,61 +1,65 @@
 // The launch page: API key, preset cards, details on demand, MCP credentials, one-click launch.
 
-import { api } from "../api.js";
+import { me } from "../account.js";
+import { api, tokenMode } from "../api.js";
 import { button, fill, h, icon, spinner } from "../dom.js";
 import * as fmt from "../format.js";
 import { launched } from "../launching.js";
 import { getKey, onKeyChange, setKey } from "../store.js";
 import { askForCredentials } from "../mcp.js";
-import { emptyState, errorBox, KEY_NOTE, modal } from "../ui.js";
+import { emptyState, errorBox, KEY_NOTE, modal, toast } from "../ui.js";
 
-export function mount(root, _params, { meta, navigate }) {
-  const ac = new AbortController();
-  const keyField = keyCard();
-  const grid = h("div", { class: "preset-grid", "aria-busy": "true" }, skeletons(4));
-  const customGrid = h("div", { class: "preset-grid" });
-  const customSection = h("section", { class: "section", hidden: true, "aria-labelledby": "custom-h" },
-    h("div", { class: "section-head" }, h("h2", { id: "custom-h", text: "Your configurations" }),
-      h("a", { class: "btn btn-ghost btn-sm", href: "#/builder" }, icon("plus"), h("span", { text: "New configuration" }))),
-    customGrid);
+class LaunchPage {
+  constructor(root, { meta, navigate }) {
+    this.ac = new AbortController();
+    this.meta = meta;
+    this.navigate = navigate;
+    this.busy = false; // one launch at a time
+    this.keyField = keyCard();
+    this.grid = h("div", { class: "preset-grid", "aria-busy": "true" }, skeletons(4));
+    this.customGrid = h("div", { class: "preset-grid" });
+    this.customSection = h("section", { class: "section", hidden: true, "aria-labelledby": "custom-h" },
+      h("div", { class: "section-head" }, h("h2", { id: "custom-h", text: "Your configurations" }),
+        h("a", { class: "btn btn-ghost btn-sm", href: "#/builder" }, icon("plus"), h("span", { text: "New configuration" }))),
+      this.customGrid);
+    root.append(h("section", { class: "page" },
+      h("div", { class: "page-head" },
+        h("div", {},
+          h("h1", { text: "Launch an agent" }),
+          h("p", { class: "lead", text: "Each session runs in its own isolated machine with a private /workspace. Pick a preset, or build your own configuration." })),
+        h("a", { class: "btn", href: "#/sessions" }, icon("list"), h("span", { text: "Your sessions" }))),
+      this.keyField.el,
+      h("section", { class: "section", "aria-labelledby": "presets-h" },
+        h("div", { class: "section-head" }, h("h2", { id: "presets-h", text: "Presets" })),
+        this.grid),
+      this.customSection));
+    this.load();
+  }
 
-  root.append(h("section", { class: "page" },
-    h("div", { class: "page-head" },
-      h("div", {},
-        h("h1", { text: "Launch an agent" }),
-        h("p", { class: "lead", text: "Each session runs in its own isolated machine with a private /workspace. Pick a preset, or build your own configuration." })),
-      h("a", { class: "btn", href: "#/sessions" }, icon("list"), h("span", { text: "Your sessions" }))),
-    keyField.el,
-    h("section", { class: "section", "aria-labelledby": "presets-h" },
-      h("div", { class: "section-head" }, h("h2", { id: "presets-h", text: "Presets" })),
-      grid),
-    customSection));
-
-  const launching = { busy: false };
-
-  async function load() {
+  async load() {
     let data;
     try {
-      data = await api("/api/configs/", { signal: ac.signal });
+      data = await api("/api/configs/", { signal: this.ac.signal });
     } catch (err) {
       if (err.name === "AbortError") return;
-      fill(grid, errorBox(err, { title: "Could not load configurations" }));
-      grid.removeAttribute("aria-busy");
+      fill(this.grid, errorBox(err, { title: "Could not load configurations" }));
+      this.grid.removeAttribute("aria-busy");
       return;
     }
     // Presets are the YAML files the server ships; everything else was saved from the builder.
-    const presetIds = new Set(meta.preset_ids || []);
+    const presetIds = new Set(this.meta.preset_ids || []);
     const configs = data.configs || [];
     const isPreset = (c) => (typeof c.preset === "boolean" ? c.preset : presetIds.size === 0 || presetIds.has(c.id));
     const custom = configs.filter((c) => !isPreset(c));
     const presets = configs.filter((c) => !custom.includes(c));
-    fill(grid, presets.length ? presets.map((c) => card(c, false)) :
+    fill(this.grid, presets.length ? presets.map((c) => this.card(c, false)) :
       emptyState({ iconName: "layers", title: "No presets", text: "Add YAML files under presets/ or build a configuration." }));
-    grid.removeAttribute("aria-busy");
-    customSection.hidden = custom.length === 0;
-    fill(customGrid, custom.map((c) => card(c, true)));
+    this.grid.removeAttribute("aria-busy");
+    this.customSection.hidden = custom.length === 0;
+    fill(this.customGrid, custom.map((c) => this.card(c, true)));
   }
 
-  function card(config, custom) {
+  card(config, custom) {
     const status = h("div", { class: "card-status", "aria-live": "polite" });
     const launchBtn = button("Launch", { icon: "rocket", cls: "btn btn-primary", "data-action": "launch" });
     const detailsBtn = button("Details", { icon: "eye", cls: "btn", "aria-haspopup": "dialog" });
@@ -64,8 +68,10 @@ export function mount(root, _params, { meta, navigate }) {
     const limits = config.resource_limits || {};
     const badges = [
       custom ? badge("Custom", "sliders", "badge-neutral") : null,
+      custom && config.shared ? badge("Shared", "users", "badge-neutral", "Every user of this server can launch it") : null,
       config.has_mcp_servers ? badge(`MCP · ${Object.keys(config.mcp_servers || {}).join(", ")}`, "plug", "badge-mcp") : null,
       config.has_sub_agents ? badge("Sub-agents", "bot", "badge-agents") : null,
+      config.network === "internet" ? badge("Internet", "globe", "badge-neutral", "Outbound HTTP(S) through the egress proxy") : null,
       config.image ? badge("Custom image", "layers", "badge-neutral", config.image) : null,
     ];
     const el = h("article", { class: "preset-card card", "data-config-id": config.id, "aria-labelledby": `pc-${config.id}` },
@@ -84,24 +90,41 @@ export function mount(root, _params, { meta, navigate }) {
         resource("layers", "Memory", `${fmt.size(limits.memory_limit) || "default"} RAM`),
         resource("archive", "Disk", `${fmt.size(limits.storage_limit) || "default"} disk`)),
       status,
-      h("footer", { class: "preset-foot" }, detailsBtn, launchBtn));
-    detailsBtn.addEventListener("click", () => showDetails(config, () => launch(config, launchBtn, status), custom));
-    launchBtn.addEventListener("click", () => launch(config, launchBtn, status));
+      h("footer", { class: "preset-foot" }, custom && tokenMode() && me().admin ? this.shareButton(config) : null, detailsBtn, launchBtn));
+    detailsBtn.addEventListener("click", () => showDetails(config, () => this.launch(config, launchBtn, status), custom));
+    launchBtn.addEventListener("click", () => this.launch(config, launchBtn, status));
     return el;
   }
 
-  async function launch(config, btn, status) {
-    if (launching.busy) return;
+  /** Admins share a member's config with everyone (or take the share back). */
+  shareButton(config) {
+    const label = config.shared ? "Stop sharing" : "Share";
+    return button(label, { icon: "users", cls: "btn btn-ghost", "data-action": "share", onClick: async (e) => {
+      const btn = e.currentTarget;
+      btn.disabled = true;
+      try {
+        await api(`/api/configs/${encodeURIComponent(config.id)}/share`, { method: "POST", body: { shared: !config.shared } });
+        toast(config.shared ? `${config.name} is private to its owner again` : `${config.name} is shared with every user`, { type: "success" });
+        this.load();
+      } catch (err) {
+        toast(err.message, { type: "error" });
+        btn.disabled = false;
+      }
+    } });
+  }
+
+  async launch(config, btn, status) {
+    if (this.busy) return;
     const key = getKey();
     if (!key) {
-      keyField.error("Enter your Anthropic API key to launch an agent.");
+      this.keyField.error("Enter your Anthropic API key to launch an agent.");
       return;
     }
     let mcpEnv = {};
     if (config.has_mcp_servers) {
       let full;
       try {
-        full = await api(`/api/configs/${encodeURIComponent(config.id)}`, { signal: ac.signal });
+        full = await api(`/api/configs/${encodeURIComponent(config.id)}`, { signal: this.ac.signal });
       } catch (err) {
         if (err.name !== "AbortError") fill(status, errorBox(err, { title: "Could not read the configuration" }));
         return;
@@ -109,8 +132,9 @@ export function mount(root, _params, { meta, navigate }) {
       mcpEnv = await askForCredentials(full);
       if (mcpEnv === null) return;
     }
-    launching.busy = true;
-    document.querySelectorAll('[data-action="launch"]').forEach((b) => { b.disabled = true; });
+    this.busy = true;
+    const buttons = () => document.querySelectorAll('[data-action="launch"]');
+    buttons().forEach((b) => { b.disabled = true; });
     btn.classList.add("is-busy");
     fill(btn, spinner(), h("span", { text: "Starting…" }));
     const started = Date.now();
@@ -122,22 +146,29 @@ export function mount(root, _params, { meta, navigate }) {
     try {
       const body = { api_key: key, config_id: config.id };
       if (Object.keys(mcpEnv).length) body.mcp_env = mcpEnv;
-      const result = await api("/api/agents/launch", { method: "POST", body, key: "", signal: ac.signal });
-      launched(result, { name: config.name, navigate });
+      const result = await api("/api/agents/launch", { method: "POST", body, key: "", signal: this.ac.signal });
+      launched(result, { name: config.name, navigate: this.navigate });
     } catch (err) {
       if (err.name === "AbortError") return;
       fill(status, errorBox(err, { title: launchErrorTitle(err) }));
     } finally {
       clearInterval(timer);
-      launching.busy = false;
-      document.querySelectorAll('[data-action="launch"]').forEach((b) => { b.disabled = false; });
+      this.busy = false;
+      buttons().forEach((b) => { b.disabled = false; });
       btn.classList.remove("is-busy");
       fill(btn, icon("rocket"), h("span", { text: "Launch" }));
     }
   }
 
-  load();
-  return () => ac.abort();
+  destroy() {
+    this.ac.abort();
+    this.keyField.off();
+  }
+}
+
+export function mount(root, _params, context) {
+  const page = new LaunchPage(root, context);
+  return () => page.destroy();
 }
 
 function launchErrorTitle(err) {

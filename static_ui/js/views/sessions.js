@@ -8,106 +8,114 @@ import { forgetSession, getKey, knownSessions, onKeyChange } from "../store.js";
 import { confirmDialog, emptyState, errorBox, toast } from "../ui.js";
 
 const REFRESH_MS = 10_000;
+const FILTERS = [["all", "All"], ["live", "Live"], ["stopped", "Stopped"]];
 
-export function mount(root, _params, { meta }) {
-  // The server's session states (/ui/meta.json) decide which sessions have a machine up.
-  const LIVE = new Set(meta.live_statuses || []);
-  const ac = new AbortController();
-  let sessions = [];
-  let resources = new Map();
-  let filter = "all";
-  let timer = null;
+class SessionsPage {
+  constructor(root, { meta }) {
+    // The server's session states (/ui/meta.json) decide which sessions have a machine up.
+    this.live = new Set(meta.live_statuses || []);
+    this.ac = new AbortController();
+    this.sessions = [];
+    this.resources = new Map();
+    this.filter = "all";
+    this.timer = null;
+    this.count = h("span", { class: "count-badge" });
+    this.refreshBtn = button("Refresh", { icon: "refresh", cls: "btn", onClick: () => this.load() });
+    this.filters = h("div", { class: "seg", role: "radiogroup", "aria-label": "Filter sessions" },
+      FILTERS.map(([value, label]) => h("button", { type: "button", role: "radio", class: "seg-btn", "data-filter": value,
+        "aria-checked": String(value === this.filter), text: label, onclick: () => this.setFilter(value) })));
+    this.body = h("div", { class: "sessions-body", "aria-live": "polite" }, h("div", { class: "loading-log" }, spinner(18), h("span", { text: "Loading sessions…" })));
+    root.append(h("section", { class: "page" },
+      h("div", { class: "page-head" },
+        h("div", {}, h("h1", {}, "Sessions ", this.count),
+          h("p", { class: "lead", text: "Every agent session on this server. Stop frees its machine and keeps its work (a message wakes it); Delete removes everything." })),
+        h("div", { class: "row" }, this.refreshBtn, h("a", { class: "btn btn-primary", href: "#/" }, icon("rocket"), h("span", { text: "Launch" })))),
+      h("div", { class: "toolbar" }, this.filters), this.body));
+    this.offKey = onKeyChange(() => this.loadResources());
+    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible" && !this.timer) this.load(); },
+      { signal: this.ac.signal });
+    this.load();
+  }
 
-  const count = h("span", { class: "count-badge" });
-  const refreshBtn = button("Refresh", { icon: "refresh", cls: "btn", onClick: () => load() });
-  const filters = h("div", { class: "seg", role: "radiogroup", "aria-label": "Filter sessions" },
-    [["all", "All"], ["live", "Live"], ["stopped", "Stopped"]].map(([value, label]) =>
-      h("button", { type: "button", role: "radio", class: "seg-btn", "data-filter": value, "aria-checked": String(value === filter), text: label,
-        onclick: () => { filter = value; for (const b of filters.children) b.setAttribute("aria-checked", String(b.dataset.filter === filter)); render(); } })));
-  const body = h("div", { class: "sessions-body", "aria-live": "polite" }, h("div", { class: "loading-log" }, spinner(18), h("span", { text: "Loading sessions…" })));
-  root.append(h("section", { class: "page" },
-    h("div", { class: "page-head" },
-      h("div", {}, h("h1", {}, "Sessions ", count),
-        h("p", { class: "lead", text: "Every agent session on this server. Stop frees its machine and keeps its work (a message wakes it); Delete removes everything." })),
-      h("div", { class: "row" }, refreshBtn, h("a", { class: "btn btn-primary", href: "#/" }, icon("rocket"), h("span", { text: "Launch" })))),
-    h("div", { class: "toolbar" }, filters), body));
+  setFilter(value) {
+    this.filter = value;
+    for (const b of this.filters.children) b.setAttribute("aria-checked", String(b.dataset.filter === value));
+    this.render();
+  }
 
-  async function load() {
-    refreshBtn.classList.add("is-busy");
+  async load() {
+    this.refreshBtn.classList.add("is-busy");
     try {
-      const data = await api("/api/agents/sessions", { signal: ac.signal });
-      sessions = (data.sessions || []).sort((a, b) => b.last_active_at - a.last_active_at);
-      count.textContent = String(sessions.length);
-      render();
-      loadResources();
+      const data = await api("/api/agents/sessions", { signal: this.ac.signal });
+      this.sessions = (data.sessions || []).sort((a, b) => b.last_active_at - a.last_active_at);
+      this.count.textContent = String(this.sessions.length);
+      this.render();
+      this.loadResources();
     } catch (err) {
       if (err.name === "AbortError") return;
-      fill(body, errorBox(err, { title: "Could not list sessions" }));
+      fill(this.body, errorBox(err, { title: "Could not list sessions" }));
     } finally {
-      refreshBtn.classList.remove("is-busy");
+      this.refreshBtn.classList.remove("is-busy");
     }
-    clearTimeout(timer);
-    timer = setTimeout(() => { if (document.visibilityState === "visible") load(); else timer = null; }, REFRESH_MS);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => { if (document.visibilityState === "visible") this.load(); else this.timer = null; }, REFRESH_MS);
   }
 
   /** CPU / memory come with a session's details, which need its key: only this tab's sessions. */
-  async function loadResources() {
+  async loadResources() {
     if (!getKey()) return;
     const mine = new Set(knownSessions());
-    const wanted = sessions.filter((s) => mine.has(s.session_id) && LIVE.has(s.status));
+    const wanted = this.sessions.filter((s) => mine.has(s.session_id) && this.live.has(s.status));
     await Promise.all(wanted.map(async (s) => {
       try {
-        const d = await api(sessionPath(s.session_id), { signal: ac.signal });
-        resources.set(s.session_id, { resources: d.resources, busy: d.busy });
+        const d = await api(sessionPath(s.session_id), { signal: this.ac.signal });
+        this.resources.set(s.session_id, { resources: d.resources, busy: d.busy });
       } catch {
         /* another key, or gone: leave the column empty */
       }
     }));
-    if (wanted.length) render();
+    if (wanted.length) this.render();
   }
 
-  function visible() {
-    if (filter === "live") return sessions.filter((s) => LIVE.has(s.status));
-    if (filter === "stopped") return sessions.filter((s) => !LIVE.has(s.status));
-    return sessions;
+  visible() {
+    if (this.filter === "live") return this.sessions.filter((s) => this.live.has(s.status));
+    if (this.filter === "stopped") return this.sessions.filter((s) => !this.live.has(s.status));
+    return this.sessions;
   }
 
-  function render() {
-    const list = visible();
-    if (!sessions.length) {
-      fill(body, emptyState({ iconName: "layers", title: "No sessions yet", text: "Launch an agent to start one.",
+  render() {
+    const list = this.visible();
+    if (!this.sessions.length) {
+      fill(this.body, emptyState({ iconName: "layers", title: "No sessions yet", text: "Launch an agent to start one.",
         action: h("a", { class: "btn btn-primary", href: "#/" }, icon("rocket"), h("span", { text: "Launch an agent" })) }));
       return;
     }
     if (!list.length) {
-      fill(body, emptyState({ iconName: "list", title: "Nothing here", text: "No sessions match this filter." }));
+      fill(this.body, emptyState({ iconName: "list", title: "Nothing here", text: "No sessions match this filter." }));
       return;
     }
     const now = Date.now() / 1000;
     const mine = new Set(knownSessions());
     const table = h("table", { class: "sessions-table" },
       h("thead", {}, h("tr", {}, ["Agent", "Status", "Age", "Last activity", "Usage", "Machine", ""].map((t) => h("th", { scope: "col", text: t })))),
-      h("tbody", {}, list.map((s) => row(s, now, mine.has(s.session_id)))));
-    fill(body, h("div", { class: "table-wrap card" }, table));
+      h("tbody", {}, list.map((s) => this.row(s, now, mine.has(s.session_id)))));
+    fill(this.body, h("div", { class: "table-wrap card" }, table));
   }
 
-  function row(s, now, mine) {
-    const res = resources.get(s.session_id);
+  row(s, now, mine) {
+    const res = this.resources.get(s.session_id);
     const u = s.usage || {};
-    const live = LIVE.has(s.status);
     const open = h("a", { class: "btn btn-sm", href: `#/session/${s.session_id}`, "aria-label": `Open ${s.config_name || s.config_id} session ${fmt.shortId(s.session_id)}` },
       icon("message", { size: 14 }), h("span", { text: "Open" }));
     const actions = [open];
     const busy = Boolean(s.busy || (res && res.busy));
-    if (busy) {
-      actions.push(button("Interrupt", { icon: "pause", cls: "btn btn-sm", onClick: () => interrupt(s) }));
-    }
-    if (live) {
+    if (busy) actions.push(button("Interrupt", { icon: "pause", cls: "btn btn-sm", onClick: () => this.interrupt(s) }));
+    if (this.live.has(s.status)) {
       actions.push(button("Stop", { icon: "square", cls: "btn btn-sm", "data-action": "stop",
-        "aria-label": `Stop session ${fmt.shortId(s.session_id)}`, onClick: (e) => stop(s, e.currentTarget) }));
+        "aria-label": `Stop session ${fmt.shortId(s.session_id)}`, onClick: (e) => this.stop(s, e.currentTarget) }));
     }
     actions.push(button("Delete", { icon: "trash", cls: "btn btn-sm btn-danger-soft", "data-action": "delete",
-      "aria-label": `Delete session ${fmt.shortId(s.session_id)}`, onClick: (e) => remove(s, e.currentTarget) }));
+      "aria-label": `Delete session ${fmt.shortId(s.session_id)}`, onClick: (e) => this.remove(s, e.currentTarget) }));
     return h("tr", { "data-session-id": s.session_id, "data-status": s.status },
       h("td", { "data-label": "Agent" },
         h("div", { class: "cell-agent" },
@@ -128,20 +136,7 @@ export function mount(root, _params, { meta }) {
       h("td", { class: "cell-actions", "data-label": "" }, h("div", { class: "row" }, actions)));
   }
 
-  function machineCell(s, res) {
-    const r = res && res.resources;
-    const lines = [h("span", { class: "muted small", text: s.provider })];
-    if (r) {
-      if (r.cpu_percent !== null && r.cpu_percent !== undefined) lines.push(h("span", { class: "small", text: `CPU ${Math.round(r.cpu_percent)}%` }));
-      if (r.memory_used_mb !== null && r.memory_used_mb !== undefined) {
-        lines.push(h("span", { class: "small", text: `RAM ${fmt.bytes(r.memory_used_mb * 1024 * 1024)}${r.memory_limit_mb ? ` / ${fmt.bytes(r.memory_limit_mb * 1024 * 1024)}` : ""}` }));
-      }
-      if (r.disk_used_mb !== null && r.disk_used_mb !== undefined) lines.push(h("span", { class: "small", text: `Disk ${r.disk_used_mb > 0 ? fmt.bytes(r.disk_used_mb * 1e6) : "< 10 KB"}` }));
-    }
-    return h("div", { class: "cell-machine" }, lines);
-  }
-
-  async function interrupt(s) {
+  async interrupt(s) {
     try {
       const r = await api(`/api/agents/${encodeURIComponent(s.session_id)}/interrupt`, { method: "POST" });
       toast(r.interrupted ? "Interrupting…" : "Nothing to interrupt", { timeout: 2500 });
@@ -150,22 +145,22 @@ export function mount(root, _params, { meta }) {
     }
   }
 
-  async function stop(s, btn) {
+  async stop(s, btn) {
     btn.disabled = true;
     try {
       await api(`${sessionPath(s.session_id)}/stop`, { method: "POST" });
       toast(`Session ${fmt.shortId(s.session_id)} stopped; its next message wakes it`, { type: "success" });
       s.status = "stopped";
       s.status_detail = "stopped by the user";
-      resources.delete(s.session_id);  // its machine no longer uses any
-      render();
+      this.resources.delete(s.session_id); // its machine no longer uses any
+      this.render();
     } catch (err) {
       btn.disabled = false;
       toast(err.status === 401 || err.status === 403 ? "This tab's API key does not open that session." : err.message, { type: "error" });
     }
   }
 
-  async function remove(s, btn) {
+  async remove(s, btn) {
     const ok = await confirmDialog({
       title: "Delete this session?",
       message: `${s.config_name || s.config_id} (${fmt.shortId(s.session_id)}): its machine, workspace and transcript are removed. Download anything you need first.`,
@@ -178,18 +173,36 @@ export function mount(root, _params, { meta }) {
       await api(sessionPath(s.session_id), { method: "DELETE" });
       forgetSession(s.session_id);
       toast(`Session ${fmt.shortId(s.session_id)} deleted`, { type: "success" });
-      sessions = sessions.filter((x) => x.session_id !== s.session_id);
-      count.textContent = String(sessions.length);
-      render();
+      this.sessions = this.sessions.filter((x) => x.session_id !== s.session_id);
+      this.count.textContent = String(this.sessions.length);
+      this.render();
     } catch (err) {
       btn.disabled = false;
       toast(err.status === 401 || err.status === 403 ? "This tab's API key does not open that session." : err.message, { type: "error" });
     }
   }
 
-  const offKey = onKeyChange(() => loadResources());
-  const onVisible = () => { if (document.visibilityState === "visible" && !timer) load(); };
-  document.addEventListener("visibilitychange", onVisible, { signal: ac.signal });
-  load();
-  return () => { ac.abort(); clearTimeout(timer); offKey(); };
+  destroy() {
+    this.ac.abort();
+    clearTimeout(this.timer);
+    this.offKey();
+  }
+}
+
+function machineCell(s, res) {
+  const r = res && res.resources;
+  const lines = [h("span", { class: "muted small", text: s.provider })];
+  if (r) {
+    if (r.cpu_percent !== null && r.cpu_percent !== undefined) lines.push(h("span", { class: "small", text: `CPU ${Math.round(r.cpu_percent)}%` }));
+    if (r.memory_used_mb !== null && r.memory_used_mb !== undefined) {
+      lines.push(h("span", { class: "small", text: `RAM ${fmt.bytes(r.memory_used_mb * 1024 * 1024)}${r.memory_limit_mb ? ` / ${fmt.bytes(r.memory_limit_mb * 1024 * 1024)}` : ""}` }));
+    }
+    if (r.disk_used_mb !== null && r.disk_used_mb !== undefined) lines.push(h("span", { class: "small", text: `Disk ${r.disk_used_mb > 0 ? fmt.bytes(r.disk_used_mb * 1e6) : "< 10 KB"}` }));
+  }
+  return h("div", { class: "cell-machine" }, lines);
+}
+
+export function mount(root, _params, context) {
+  const page = new SessionsPage(root, context);
+  return () => page.destroy();
 }
