@@ -48,7 +48,10 @@ class ControlPlaneProcess:
     log file, in a process group of its own so :meth:`stop` reaches the gunicorn worker
     and the machines it started too."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, command: str = "serve") -> None:
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None, command: str = "serve",
+                 wrapper: list[str] | None = None) -> None:
+        """``wrapper`` runs the server under another command (e.g. as another user)."""
+        self.wrapper = list(wrapper or [])
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -63,7 +66,8 @@ class ControlPlaneProcess:
     def start(self, timeout: float = 90) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "control.cli", self.command], env=self.env, cwd=ROOT,
+            self.proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", "control.cli", self.command],
+                                         env=self.env, cwd=ROOT,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_until(self._healthy, timeout, "the control plane to answer /health")
