@@ -1,4 +1,4 @@
-"""``python -m bench [launch|ttfe|relay|concurrency|streams|drills ...] [--full]``
+"""``python -m bench [launch|ttfe|relay|concurrency|streams|drills|attacks ...] [--full]``
 
 Runs the benchmarks (all of them by default) against real processes on loopback, prints a
 table of figures and ratios measured side by side in this one run, and merges the results
@@ -22,7 +22,7 @@ from bench.report import render_report
 from bench.stack import Lab, signals_as_exit
 from bench.stats import na
 
-BENCHES = ("launch", "ttfe", "relay", "concurrency", "streams", "drills")
+BENCHES = ("launch", "ttfe", "relay", "concurrency", "streams", "drills", "attacks")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
