@@ -98,8 +98,8 @@ def test_a_token_is_shown_once_and_stored_only_as_a_hash(team: Team, tmp_path: P
     assert created.status_code == 201
     token = created.get_json()["token"]
     assert team.call("GET", "/api/me", token).get_json()["user"]["name"] == "alice"
-    for path, who in (("/api/tokens", team.alice), ("/api/tokens?all=1", team.root), ("/api/audit?limit=5000", team.root),
-                      (f"/api/tokens?user={team.alice_id}", team.root)):
+    for path, who in (("/api/tokens", team.alice), ("/api/tokens?all=1", team.root),
+                      ("/api/audit?limit=5000", team.root), (f"/api/tokens?user={team.alice_id}", team.root)):
         listing = team.call("GET", path, who)
         assert listing.status_code == 200 and token not in listing.get_data(as_text=True), path
         assert "token_hash" not in listing.get_data(as_text=True)
@@ -206,7 +206,8 @@ def test_usage_is_your_own_and_everyones_for_admins(team: Team) -> None:
     assert (rows["s-alice"]["user"], rows["s-alice"]["config_id"], rows["s-alice"]["status"]) == \
         ("alice", "code-assistant", "starting")
     assert rows["s-gone"]["config_id"] is None  # usage outlives a deleted session
-    assert [r["user"] for r in team.call("GET", "/api/usage?group_by=user", team.alice).get_json()["usage"]] == ["alice"]
+    own = team.call("GET", "/api/usage?group_by=user", team.alice).get_json()["usage"]
+    assert [r["user"] for r in own] == ["alice"]
 
     everyone = team.call("GET", "/api/usage?group_by=user", team.root).get_json()
     assert everyone["scope"] == "everyone"
