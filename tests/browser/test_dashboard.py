@@ -292,6 +292,16 @@ def test_config_builder_validates_saves_and_launches(dashboard: Dashboard) -> No
     page.locator("#cfg-name").wait_for()
     expect(page.locator(".yaml-preview")).to_contain_text("permission_mode: bypassPermissions")
 
+    # Every choice is the server's (/ui/meta.json); the builder keeps no list of its own.
+    meta = requests.get(board.url + "/ui/meta.json", timeout=30).json()
+    expect(page.locator("[data-field='allowed_tools'] input")).to_have_count(len(meta["known_tools"]))
+    expect(page.locator("#cfg-permission_mode option")).to_have_text(meta["permission_modes"])
+    expect(page.locator("#cfg-network option")).to_have_text(meta["network_policies"])
+    expect(page.locator("#cfg-network")).to_have_value(meta["config_defaults"]["network"])
+    page.select_option("#cfg-network", "internet")
+    expect(page.locator(".yaml-preview")).to_contain_text("network: internet")
+    page.select_option("#cfg-network", "relay")
+
     # A local check first: no request for an obviously bad id.
     page.fill("#cfg-name", "Browser Built")
     expect(page.locator("#cfg-id")).to_have_value("browser-built")
