@@ -1,11 +1,11 @@
-# AgCluster: `make run` serves the product, `make test` runs the whole suite.
+# AgCluster: `make run` serves the product, `make test` runs the whole suite, `make lint` checks it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | sha1sum | cut -c1-12)
 UI_STAMP := static_ui/node_modules/.installed-$(shell cat static_ui/package.json static_ui/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: run demo test test-fast images bench install ui clean
+.PHONY: run demo test test-fast lint images bench install ui clean
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not docker and not browser" tests/unit tests/integration
+
+# ruff and mypy read their settings from pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 images:
 	bash scripts/build-images.sh
