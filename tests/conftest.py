@@ -1,34 +1,14 @@
-"""Shared fixtures: the stand-in model and a running control plane (real processes)."""
+"""Shared fixtures: the stand-in model and a running control plane (real processes), the
+Docker engine and agent image, the Fly stand-in. Each lives in its own plugin module so a
+test module asks for them by parameter name and never imports them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from stubs.anthropic import StubAnthropic
-from tests.support import ControlPlane
-
-
-@pytest.fixture(scope="session")
-def model() -> Iterator[StubAnthropic]:
-    stub = StubAnthropic().start()
-    yield stub
-    stub.stop()
-
-
-@pytest.fixture()
-def fresh_model(model: StubAnthropic) -> StubAnthropic:
-    model.reset()
-    return model
-
-
-@pytest.fixture(scope="module")
-def control_plane(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic) -> Iterator[ControlPlane]:
-    cp = ControlPlane(tmp_path_factory.mktemp("cp"), {"ANTHROPIC_BASE_URL": model.url}).start()
-    yield cp
-    cp.stop()
+pytest_plugins = ["tests.shared_fixtures", "tests.docker_support", "tests.fly_support"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,6 @@
 """Fixtures for tests that need a real Docker engine and the real agent image.
 
-Import the fixtures into a test module (``from tests.docker_support import ...``). Where no
+A plugin (tests/conftest.py loads it): a test module asks for the fixtures by name. Where no
 engine answers, those tests skip on a laptop but fail in CI (``CI=true``) or when
 ``AGCLUSTER_REQUIRE_DOCKER=1``: where the Docker path is supposed to work it must be
 proven, never silently skipped.
@@ -60,8 +60,8 @@ def agent_image(docker_client: Any) -> str:
     if tag:
         return tag
     try:
-        proc = subprocess.run(["bash", str(BUILD_SCRIPT), "agent"], check=False, cwd=ROOT, capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT)
+        proc = subprocess.run(["bash", str(BUILD_SCRIPT), "agent"], check=False, cwd=ROOT, capture_output=True,
+                              text=True, timeout=BUILD_TIMEOUT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"scripts/build-images.sh did not finish in {BUILD_TIMEOUT}s")
     if proc.returncode != 0:

@@ -5,19 +5,16 @@ of the stand-in model, so every method is proven against the real API, not a moc
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `pytest client/tests` from anywhere still finds tests.support
-    sys.path.insert(0, str(ROOT))
+from agcluster_client import AgCluster
+from tests.support import ControlPlane
 
-from agcluster_client import AgCluster  # noqa: E402
-from tests.conftest import control_plane, fresh_model, model  # noqa: E402,F401 - the shared real-process fixtures
-from tests.support import ControlPlane  # noqa: E402
+# The shared real-process fixtures (model, fresh_model, control_plane); pyproject.toml's
+# pytest `pythonpath` makes `tests` importable however pytest is started.
+pytest_plugins = ["tests.shared_fixtures"]
 
 ASKING_CONFIG = {"id": "client-asks-first", "name": "Asks first", "allowed_tools": ["Bash", "Read"],
                  "permission_mode": "default"}

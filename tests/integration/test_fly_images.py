@@ -20,14 +20,7 @@ import pytest
 import requests
 
 from stubs.fly import StubFly
-from tests.docker_support import (  # noqa: F401 - fixtures
-    AGENT_IMAGE,
-    BUILD_SCRIPT,
-    BUILD_TIMEOUT,
-    ROOT,
-    agent_image,
-    docker_client,
-)
+from tests.docker_support import AGENT_IMAGE, BUILD_SCRIPT, BUILD_TIMEOUT, ROOT
 from tests.support import free_port
 
 pytestmark = pytest.mark.docker
@@ -46,7 +39,7 @@ def control_image(docker_client: Any) -> str:
 def test_make_images_is_cached_when_nothing_changed(agent_image: str, control_image: str) -> None:
     """A rerun with unchanged inputs builds nothing (two runs back to back: the first one
     catches up with any source edited since the fixtures built the images)."""
-    for attempt in range(2):
+    for _ in range(2):
         proc = subprocess.run(["bash", str(BUILD_SCRIPT), "agent", "control"], cwd=ROOT, capture_output=True,
                               text=True, timeout=BUILD_TIMEOUT, check=False)
         assert proc.returncode == 0, proc.stderr[-4000:]
