@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> None:
         cmd.add_argument("--host")
         cmd.add_argument("--port", type=int)
         cmd.add_argument("--provider", choices=PROVIDERS)
-    users = sub.add_parser("users", help="manage accounts (AUTH_MODE=token)").add_subparsers(dest="action", required=True)
+    users = sub.add_parser("users", help="manage accounts (AUTH_MODE=token)").add_subparsers(dest="action",
+                                                                                        required=True)
     add = users.add_parser("add", help="create a user")
     add.add_argument("name")
     add.add_argument("--admin", action="store_true")
@@ -114,13 +115,13 @@ def _preflight(settings: Settings) -> None:
     """Fail before binding, with a message that says what to do."""
     if settings.container_provider == "fly_machines" and not settings.relay_url:
         sys.exit("agcluster: RELAY_URL is required with CONTAINER_PROVIDER=fly_machines: the address machines use "
-                 "to reach this control plane over 6PN, e.g. http://<control-app>.internal:8000/relay (see docs/FLY.md)")
-    if settings.container_provider == "local":
-        # shutil, not the provider module: nothing may import requests before gevent patches.
-        if shutil.which("bwrap") is None:
-            sys.exit("agcluster: bubblewrap (bwrap) is required to sandbox local agents.\n"
-                     "  Install it:  sudo apt-get install bubblewrap   (Fedora: sudo dnf install bubblewrap)\n"
-                     "  or use Docker: CONTAINER_PROVIDER=docker (make images first)")
+                 "to reach this control plane over 6PN, e.g. http://<control-app>.internal:8000/relay "
+                 "(see docs/FLY.md)")
+    # shutil, not the provider module: nothing may import requests before gevent patches.
+    if settings.container_provider == "local" and shutil.which("bwrap") is None:
+        sys.exit("agcluster: bubblewrap (bwrap) is required to sandbox local agents.\n"
+                 "  Install it:  sudo apt-get install bubblewrap   (Fedora: sudo dnf install bubblewrap)\n"
+                 "  or use Docker: CONTAINER_PROVIDER=docker (make images first)")
 
 
 def _start_demo_model(settings: Settings) -> Settings:

@@ -41,8 +41,8 @@ IMAGE = re.compile(r"^[\w./:@-]{1,256}$")
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Names that carry credentials: they may only be declared (value null) and filled per
 # launch through ``mcp_env``, which is never stored.
-SECRET_NAME = re.compile(r"(^|[_-])(TOKEN|SECRET|PASSWORD|PASSWD|API[_-]?KEY|PRIVATE[_-]?KEY|ACCESS[_-]?KEY|CREDENTIALS?)([_-]|$)",
-                         re.IGNORECASE)
+SECRET_NAME = re.compile(r"(^|[_-])(TOKEN|SECRET|PASSWORD|PASSWD|API[_-]?KEY|PRIVATE[_-]?KEY|ACCESS[_-]?KEY"
+                         r"|CREDENTIALS?)([_-]|$)", re.IGNORECASE)
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 # Variables a config (or mcp_env) may never set: they carry the relay, the sandbox or the
 # CLI's identity, or they change how shells, interpreters, loaders, TLS or proxies behave
@@ -92,7 +92,8 @@ class _Strict(Schema):
 def _check_tool(name: str) -> None:
     if name in KNOWN_TOOLS or MCP_TOOL.match(name):
         return
-    raise ValidationError(f"unknown tool {name!r}; known tools: {', '.join(sorted(KNOWN_TOOLS))}, or mcp__<server>__<tool>")
+    raise ValidationError(f"unknown tool {name!r}; known tools: {', '.join(sorted(KNOWN_TOOLS))}, "
+                          "or mcp__<server>__<tool>")
 
 
 class ToolList(fields.List):
@@ -199,7 +200,8 @@ class SubAgentSchema(_Strict):
     description = fields.String(required=True, validate=validate.Length(min=1, max=MAX_DESCRIPTION))
     prompt = fields.String(required=True, validate=validate.Length(min=1, max=MAX_PROMPT))
     tools = ToolList()
-    model = fields.String(validate=validate.Regexp(MODEL, error="not a model name (sonnet, opus, haiku, inherit or an id)"))
+    model = fields.String(validate=validate.Regexp(MODEL,
+                                                   error="not a model name (sonnet, opus, haiku, inherit or an id)"))
 
 
 class ResourceLimitsSchema(_Strict):
@@ -217,7 +219,8 @@ class ResourceLimitsSchema(_Strict):
 
 
 class AgentConfigSchema(_Strict):
-    id = fields.String(required=True, validate=validate.Regexp(SLUG, error="must be a lowercase slug (a-z, 0-9, -; 3-64 chars)"))
+    id = fields.String(required=True,
+                       validate=validate.Regexp(SLUG, error="must be a lowercase slug (a-z, 0-9, -; 3-64 chars)"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(load_default="", validate=validate.Length(max=MAX_DESCRIPTION))
     version = fields.String(load_default="1.0", validate=validate.Length(min=1, max=32))
@@ -225,19 +228,23 @@ class AgentConfigSchema(_Strict):
     allowed_tools = ToolList(load_default=list)
     disallowed_tools = ToolList(load_default=list)
     permission_mode = fields.String(load_default="bypassPermissions", validate=validate.OneOf(PERMISSION_MODES))
-    max_turns = fields.Integer(strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=1000))
+    max_turns = fields.Integer(strict=True, load_default=None, allow_none=True,
+                               validate=validate.Range(min=1, max=1000))
     max_budget_usd = fields.Float(load_default=None, allow_none=True,
                                   validate=validate.Range(min=0, max=10_000, min_inclusive=False))
     model = fields.String(load_default=None, allow_none=True,
                           validate=validate.Regexp(MODEL, error="not a model name (an alias such as sonnet, or an id)"))
-    image = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(IMAGE, error="not an image reference"))
+    image = fields.String(load_default=None, allow_none=True,
+                          validate=validate.Regexp(IMAGE, error="not an image reference"))
     env = EnvMap(load_default=dict)
-    mcp_servers = fields.Dict(keys=fields.String(validate=validate.Regexp(MCP_SERVER_NAME, error="letters, digits, _ and - only")),
+    mcp_servers = fields.Dict(keys=fields.String(validate=validate.Regexp(MCP_SERVER_NAME,
+                                                                          error="letters, digits, _ and - only")),
                               values=fields.Nested(McpServerSchema), load_default=dict,
                               validate=validate.Length(max=MAX_SERVERS))
     agents = fields.Dict(keys=fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,63}$",
                                                                       error="lowercase letters, digits, _ and - only")),
-                         values=fields.Nested(SubAgentSchema), load_default=dict, validate=validate.Length(max=MAX_AGENTS))
+                         values=fields.Nested(SubAgentSchema), load_default=dict,
+                         validate=validate.Length(max=MAX_AGENTS))
     resource_limits = fields.Nested(ResourceLimitsSchema, load_default=dict)
     setting_sources = fields.List(fields.String(validate=validate.OneOf(SETTING_SOURCES)), load_default=list,
                                   validate=validate.Length(max=len(SETTING_SOURCES)))
@@ -278,9 +285,12 @@ class AgentConfigSchema(_Strict):
             for index, tool in enumerate(data.get(field_name) or []):
                 match = MCP_TOOL.match(tool)
                 if match and _server_of(tool) not in servers:
-                    errors.setdefault(field_name, {})[index] = [f"{tool!r} names an MCP server this config does not define"]
+                    problem = f"{tool!r} names an MCP server this config does not define"
                 elif field_name == "allowed_tools" and tool in MCP_RESOURCE_TOOLS and not servers:
-                    errors.setdefault(field_name, {})[index] = [f"{tool} needs mcp_servers (it is added automatically when there are any)"]
+                    problem = f"{tool} needs mcp_servers (it is added automatically when there are any)"
+                else:
+                    continue
+                errors.setdefault(field_name, {})[index] = [problem]
         if errors:
             raise ValidationError(errors)
 
@@ -324,7 +334,10 @@ def _clean_field(field: fields.Field | None, value: Any) -> Any:
             merged: Any = list(entry.get("key") or [])
             if "value" in entry:
                 cleaned = _clean_field(field.value_field, entry["value"])
-                merged = cleaned if not merged else {"_key": merged, **(cleaned if isinstance(cleaned, dict) else {"_value": cleaned})}
+                if merged:
+                    merged = {"_key": merged, **(cleaned if isinstance(cleaned, dict) else {"_value": cleaned})}
+                else:
+                    merged = cleaned
             out[str(key)] = merged
         return out
     if isinstance(field, fields.List) and isinstance(value, dict):

@@ -75,14 +75,14 @@ class ConfigCatalog:
                 raise RuntimeError(f"preset {path.name} must have id {path.stem!r}, not {config['id']!r}")
             self.presets[config["id"]] = config
 
-    def list(self, viewer: "Owner | None") -> list[dict[str, Any]]:
+    def list(self, viewer: Owner | None) -> list[dict[str, Any]]:
         """Presets and the custom configs ``viewer`` may see (``None``: AUTH_MODE=none, all),
         each custom one marked with ``shared``."""
         customs = [{**config, "shared": shared} for config, owner, shared in self.store.list_configs()
                    if _visible(viewer, owner, shared)]
         return list(self.presets.values()) + customs
 
-    def get(self, config_id: Any, viewer: "Owner | None") -> dict[str, Any]:
+    def get(self, config_id: Any, viewer: Owner | None) -> dict[str, Any]:
         # The id is only ever a dictionary key or a SQL parameter, never a path; anything
         # that is not a slug cannot name a config at all.
         if not isinstance(config_id, str) or not SLUG.match(config_id):
@@ -95,7 +95,7 @@ class ConfigCatalog:
                 raise NotFound(f"no config {config_id!r}", details={"config_id": config_id})
         return config
 
-    def share(self, config_id: str, shared: bool, admin: "Owner") -> None:
+    def share(self, config_id: str, shared: bool, admin: Owner) -> None:
         """Admins only (the route checks): let every user see and launch a custom config."""
         if config_id in self.presets:
             raise Conflict("presets are shared already", details={"config_id": "is a preset"})
@@ -197,7 +197,8 @@ def summary(config: dict[str, Any]) -> dict[str, Any]:
         "resource_limits": config.get("resource_limits", {}),
         "image": config.get("image"),
         # What the launch form must ask for: each server's mcp_env keys.
-        "mcp_servers": {name: sorted(declared_mcp_keys(server)) for name, server in (config.get("mcp_servers") or {}).items()},
+        "mcp_servers": {name: sorted(declared_mcp_keys(server))
+                        for name, server in (config.get("mcp_servers") or {}).items()},
         "network": config.get("network", "relay"),
         "shared": config.get("shared", True),
     }

@@ -54,7 +54,8 @@ def export_markdown(row: SessionRow, events: list[dict[str, Any]]) -> str:
         lines += [f"## Turn {number}", "", "**User:**", "", _quote(turn["user"]), ""]
         for call in turn["tool_calls"]:
             nested = " (sub-agent)" if call["parent_tool_use_id"] else ""
-            lines += [f"### Tool `{call['name']}`{nested}", "", "Input:", "", _fence(json.dumps(call["input"], indent=2), "json"),
+            lines += [f"### Tool `{call['name']}`{nested}", "", "Input:", "",
+                      _fence(json.dumps(call["input"], indent=2), "json"),
                       "", "Output:" + (" (error)" if call["is_error"] else ""), "",
                       _fence(str(call["output"] if call["output"] is not None else "")[:MAX_OUTPUT_IN_MARKDOWN]), ""]
         if turn["assistant"]:

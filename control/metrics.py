@@ -98,7 +98,8 @@ def count_tokens(input_tokens: int = 0, output_tokens: int = 0, cache_read_token
                  cache_write_tokens: int = 0, cost_usd: float = 0.0) -> None:
     """Keyword names match ``UsageMeter.totals()`` and ``Store.add_usage`` so the relay
     can pass the same dict to both."""
-    for kind, value in zip(TOKEN_KINDS, (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)):
+    counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+    for kind, value in zip(TOKEN_KINDS, counts, strict=True):
         if value > 0:
             TOKENS.labels(kind).inc(value)
     if cost_usd > 0:

@@ -95,7 +95,8 @@ def described(app: Flask, endpoint: str) -> Op | None:
 
 # Building -------------------------------------------------------------------------------
 _ARG = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
-_CONVERTER_TYPES = {"int": {"type": "integer"}, "float": {"type": "number"}, "uuid": {"type": "string", "format": "uuid"}}
+_CONVERTER_TYPES = {"int": {"type": "integer"}, "float": {"type": "number"},
+                    "uuid": {"type": "string", "format": "uuid"}}
 
 
 def _custom_fields(self: Any, field_: fields.Field[Any], ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -295,4 +296,4 @@ def openapi_document(app: Flask | None = None) -> dict[str, Any]:
     return document
 
 
-__all__ = ["MACHINE_ROUTES", "Op", "build", "describe", "described", "openapi_document", "query"]
+__all__ = ["Op", "build", "describe", "described", "openapi_document", "query"]

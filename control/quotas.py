@@ -81,7 +81,8 @@ class Quotas:
             existing = self._sessions_of(owner)
             if existing >= s.quota_max_sessions:
                 raise RateLimited(f"you have {existing} sessions; the limit is {s.quota_max_sessions}. "
-                                  "Delete one first.", code="quota_exceeded", details={"max_sessions": s.quota_max_sessions})
+                                  "Delete one first.", code="quota_exceeded",
+                                  details={"max_sessions": s.quota_max_sessions})
         if s.quota_launches_per_hour:
             launched = self._launches_last_hour(owner)
             if launched >= s.quota_launches_per_hour:
@@ -95,7 +96,8 @@ class Quotas:
             return None
         used = self._used_today(owner)
         if s.quota_daily_tokens and used["tokens"] >= s.quota_daily_tokens:
-            return f"AgCluster daily token budget exhausted ({int(used['tokens'])} of {s.quota_daily_tokens} tokens used)"
+            return (f"AgCluster daily token budget exhausted ({int(used['tokens'])} of {s.quota_daily_tokens} "
+                    "tokens used)")
         if s.quota_daily_usd and used["cost_usd"] >= s.quota_daily_usd:
             return f"AgCluster daily budget exhausted (${used['cost_usd']:.4f} of ${s.quota_daily_usd:.2f} used)"
         return None

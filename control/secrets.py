@@ -105,8 +105,8 @@ class Redactor(logging.Filter):
     them) and matched with one compiled alternation, rebuilt only when the set changes,
     so a record costs one scan however many sessions there are."""
 
-    PATTERNS = [re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), re.compile(r"agr\.[A-Za-z0-9_\-]+\.[0-9a-f]{64}"),
-                re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{12,}")]
+    PATTERNS = (re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}"), re.compile(r"agr\.[A-Za-z0-9_\-]+\.[0-9a-f]{64}"),
+                re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{12,}"))
 
     def __init__(self) -> None:
         super().__init__()

@@ -64,7 +64,7 @@ class Settings:
     def data_dir(self) -> Path:
         return self.database_path.parent
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         return validate(replace(self, **changes))
 
 

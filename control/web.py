@@ -40,7 +40,8 @@ def install(app: Flask, cors_origins: tuple[str, ...], allowed_hosts: tuple[str,
         if origin and origin in allowed:
             resp.headers["Access-Control-Allow-Origin"] = origin
             resp.headers["Vary"] = "Origin"
-            resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Last-Event-ID, X-Anthropic-Api-Key"
+            resp.headers["Access-Control-Allow-Headers"] = ("Authorization, Content-Type, Last-Event-ID, "
+                                                            "X-Anthropic-Api-Key")
             resp.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
             resp.headers["Access-Control-Expose-Headers"] = "Content-Disposition"
         return resp

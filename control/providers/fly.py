@@ -66,7 +66,6 @@ from urllib.parse import urlsplit
 
 from control.providers.base import (
     AGENT_PORT,
-    MACHINE_TOKEN_ENV,
     Machine,
     MachineSpec,
     Provider,
@@ -89,6 +88,7 @@ from control.providers.fly_api import (
 )
 from control.settings import Settings
 from wire.errors import ValidationFailed
+from wire.protocol import MACHINE_TOKEN_ENV
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ class FlyProvider(Provider):
         self.peer_refresh_seconds = peer_refresh_seconds
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "FlyProvider":
+    def from_settings(cls, settings: Settings) -> FlyProvider:
         if not settings.relay_url:
             raise ProviderError(
                 "RELAY_URL is required with CONTAINER_PROVIDER=fly_machines: machines reach the control plane's "

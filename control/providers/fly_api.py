@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
@@ -249,7 +249,7 @@ class FlyMachine:
         return self.instance_id
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> "FlyMachine":
+    def from_api(cls, data: dict[str, Any]) -> FlyMachine:
         config = data.get("config")
         complete = isinstance(config, dict)
         if not complete:
@@ -284,7 +284,7 @@ class FlyVolume:
         return self.host_status in ("", "ok")
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> "FlyVolume":
+    def from_api(cls, data: dict[str, Any]) -> FlyVolume:
         return cls(id=str(data.get("id") or ""), name=str(data.get("name") or ""), state=str(data.get("state") or ""),
                    size_gb=int(data.get("size_gb") or 0), region=str(data.get("region") or ""),
                    attached_machine_id=data.get("attached_machine_id") or None,
@@ -300,7 +300,7 @@ class Lease:
     version: str = ""
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> "Lease":
+    def from_api(cls, data: dict[str, Any]) -> Lease:
         inner = data.get("data") if isinstance(data.get("data"), dict) else data
         return cls(nonce=str(inner.get("nonce") or ""), expires_at=int(inner.get("expires_at") or 0),
                    owner=str(inner.get("owner") or ""), description=str(inner.get("description") or ""),
@@ -324,7 +324,7 @@ class MachineEvent:
     request: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> "MachineEvent":
+    def from_api(cls, data: dict[str, Any]) -> MachineEvent:
         return cls(id=str(data.get("id") or ""), type=str(data.get("type") or ""),
                    status=str(data.get("status") or ""), source=str(data.get("source") or ""),
                    timestamp=int(data.get("timestamp") or 0), request=dict(data.get("request") or {}))
@@ -359,7 +359,7 @@ class RateLimiter:
     """
 
     DEFAULT = (1.0, 3)
-    PER_ACTION = {"get": (5.0, 10)}
+    PER_ACTION: ClassVar[dict[str, tuple[float, int]]] = {"get": (5.0, 10)}
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
@@ -648,7 +648,7 @@ def duration(seconds: float) -> str:
     """Fly takes stop timeouts as Go duration strings (``"30s"``)."""
     if seconds == int(seconds):
         return f"{int(seconds)}s"
-    return f"{int(round(seconds * 1000))}ms"
+    return f"{round(seconds * 1000)}ms"
 
 
 def _seg(value: str) -> str:

@@ -16,6 +16,7 @@ prelude that writes its own pid into each group and then execs bubblewrap.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -71,10 +72,8 @@ class Limiter:
             parent = base / GROUP
             for group in parent.iterdir() if parent.is_dir() else []:
                 if group.is_dir():
-                    try:
+                    with contextlib.suppress(OSError):
                         group.rmdir()
-                    except OSError:
-                        pass
 
     def describe(self) -> Enforcement:
         if self.mode == "v1":
@@ -107,7 +106,7 @@ class Limiter:
         enforcement = Enforcement("rlimit (per process data size)", None,
                                   "rlimit (per sandbox uid)" if self.own_uid else None,
                                   "rlimit (per file size)" if limits.storage_mb else None)
-        return Placement(prefix + ["--"], [], enforcement)
+        return Placement([*prefix, "--"], [], enforcement)
 
     def release(self, machine_key: str) -> None:
         for base in self.bases.values():
@@ -181,10 +180,8 @@ def _kill_all(group: Path) -> None:
     except (OSError, ValueError):
         return
     for pid in pids:
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, 9)
-        except OSError:
-            pass
 
 
 def _own_groups() -> dict[str, str]:

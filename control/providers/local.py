@@ -11,6 +11,7 @@ session finds its workspace.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -238,10 +239,8 @@ class LocalProvider(Provider):
         if proc is None:
             return
         if proc.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.popen.wait(timeout=10)
         for closer in proc.closers:
             closer.close()
@@ -249,7 +248,8 @@ class LocalProvider(Provider):
 
 
 def sandbox_command(machine_dir: Path, host: str, port: int, token: str, extra_env: dict[str, str], *,
-                    bwrap: str | None, hidden_dirs: list[Path], max_upload_mb: int = 50) -> tuple[list[str], dict[str, str]]:
+                    bwrap: str | None, hidden_dirs: list[Path],
+                    max_upload_mb: int = 50) -> tuple[list[str], dict[str, str]]:
     """A machine agent on a TCP address in the host's network (``stubs.fly``'s process
     backend, which plays Fly's VMs): the same sandbox otherwise, including its own uid."""
     dirs = MachineDirs(machine_dir)
@@ -263,10 +263,8 @@ def sandbox_command(machine_dir: Path, host: str, port: int, token: str, extra_e
 def _listen_unix(path: Path) -> socket.socket:
     """The agent's listening socket, made here in a directory only the control plane can
     write, so the agent (which gets the descriptor) can never swap it for a symlink."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(str(path))
@@ -301,8 +299,6 @@ def _du_bytes(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
     return total

@@ -33,9 +33,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import machine_agent  # noqa: F401 - only to locate its source; never imported for its internals
-
-from control.providers.base import MACHINE_TOKEN_ENV
+import machine_agent  # only to locate its source; never imported for its internals
+from wire.protocol import MACHINE_TOKEN_ENV
 
 SOURCE_ROOT = Path(machine_agent.__file__).resolve().parent.parent
 SANDBOX_UID = 1000
@@ -209,7 +208,7 @@ def command(box: Sandbox, bwrap: str | None) -> tuple[list[str], dict[str, str]]
         agent += ["--host", box.host, "--port", str(box.port)]
     if bwrap is None:
         env["HOME"] = str(box.dirs.home)
-        return agent + ["--workspace", str(box.dirs.workspace)], env
+        return [*agent, "--workspace", str(box.dirs.workspace)], env
     env["HOME"] = "/home/agent"
     if box.network == "none":
         agent += ["--forward", f"{RELAY_PORT}={RUN_DIR}/{RELAY_SOCKET}"]

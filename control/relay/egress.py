@@ -15,7 +15,9 @@ and a filtering proxy reached over a Unix socket.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import itertools
 import logging
 import socket
 import socketserver
@@ -101,7 +103,7 @@ def local_addresses() -> frozenset[str]:
     found: set[str] = set()
     try:
         lines = Path("/proc/net/fib_trie").read_text().splitlines()
-        for previous, line in zip(lines, lines[1:]):
+        for previous, line in itertools.pairwise(lines):
             if "/32 host LOCAL" in line:
                 found.add(previous.strip().split()[-1])
     except OSError:
@@ -116,7 +118,7 @@ def local_addresses() -> frozenset[str]:
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    server: "_EgressServer"
+    server: _EgressServer
     timeout = 300
 
     def handle(self) -> None:
@@ -186,10 +188,8 @@ class _Handler(socketserver.StreamRequestHandler):
         body = (message + "\n").encode()
         head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
                 "Connection: close\r\n\r\n").encode()
-        try:
+        with contextlib.suppress(OSError):
             self.wfile.write(head + body)
-        except OSError:
-            pass
 
 
 def _splice(client_in: Any, client: socket.socket, upstream: socket.socket) -> None:
@@ -217,10 +217,8 @@ def _splice(client_in: Any, client: socket.socket, upstream: socket.socket) -> N
 
 
 def _shutdown_write(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
 
 
 class _EgressServer(socketserver.ThreadingMixIn, socketserver.BaseServer):
@@ -260,10 +258,8 @@ class EgressProxy:
 def serve_unix(path: Path, denied: Iterable[str] = (), mode: int = 0o666) -> EgressProxy:
     import os
 
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
     server = _UnixEgress(str(path), _Handler)
     os.chmod(path, mode)
     server.allowed = lambda _address: True

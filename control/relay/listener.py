@@ -15,6 +15,7 @@ holds up another.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -34,7 +35,7 @@ PeerLookup = Callable[[str], "str | None"]
 
 
 class _Handler(WSGIRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def make_environ(self) -> Any:
         environ = super().make_environ()
@@ -44,13 +45,13 @@ class _Handler(WSGIRequestHandler):
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         """Access lines come from the app's own request log, with secrets redacted."""
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+    def log_error(self, format: str, *args: Any) -> None:
         log.debug("relay listener: " + format, *args)
 
 
 class _Server(ThreadedWSGIServer):
     daemon_threads = True
-    identify: Callable[[Any], "str | None"]
+    identify: Callable[[Any], str | None]
 
 
 class Listener:
@@ -77,10 +78,8 @@ class Listener:
 def serve_unix(app: Flask, path: Path, machine_key: str, mode: int = 0o666) -> Listener:
     """A relay socket for one machine at ``path`` (its directory must not be writable by
     the machine). ``mode`` lets the sandbox's own uid connect."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(str(path))

@@ -125,7 +125,7 @@ def _forward(path: str) -> Response:
                     cost = cost_usd(model_name, **totals)
                     metrics.count_tokens(**totals, cost_usd=cost)
                     store.add_usage(session_id, **totals, cost_usd=cost, owner=owner, model=model_name)
-                except Exception:  # noqa: BLE001 - metering must not break the stream
+                except Exception:  # metering must not break the stream
                     log.exception("could not record usage")
 
     response_headers = {k: v for k, v in upstream.headers.items() if k.lower() in FORWARDED_RESPONSE_HEADERS}
@@ -145,7 +145,8 @@ def _mirror_request() -> tuple[SessionRow, dict[str, Any], dict[str, Any]]:
         raise TooLarge(f"a mirror batch may be at most {MAX_MIRROR_BODY // 2**20} MiB")
     body = request.get_json(silent=True)
     key = body.get("key") if isinstance(body, dict) else None
-    if not isinstance(key, dict) or not isinstance(key.get("project_key"), str) or not isinstance(key.get("session_id"), str):
+    if not (isinstance(key, dict) and isinstance(key.get("project_key"), str)
+            and isinstance(key.get("session_id"), str)):
         raise ValidationFailed("key must carry project_key and session_id")
     if key.get("subpath") is not None and not isinstance(key["subpath"], str):
         raise ValidationFailed("subpath must be a string")

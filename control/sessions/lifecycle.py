@@ -194,7 +194,7 @@ class Janitor:
         for task in (self.lifecycle.stop_idle, self.lifecycle.expire, self.lifecycle.retry_deletions):
             try:
                 task()
-            except Exception:  # noqa: BLE001 - the janitor must keep running
+            except Exception:  # the janitor must keep running
                 log.exception("janitor: %s failed", task.__name__)
 
     def _loop(self) -> None:

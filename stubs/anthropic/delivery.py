@@ -59,8 +59,7 @@ def deliver(
 ) -> Iterator[str]:
     """SSE text chunks for ``events``, with the configured latency and fault applied."""
     pacer = Pacer(ping_interval, sleep, clock)
-    sent = 0
-    for name, data in events:
+    for sent, (name, data) in enumerate(events):
         if fault is not None and sent >= fault.after_events:
             body = error_body(fault.error_type, fault.message)
             on_event("error", body)
@@ -74,6 +73,5 @@ def deliver(
         yield from pacer.maybe_ping()
         on_event(name, data)
         yield format_sse(name, data)
-        sent += 1
         if name == "message_start":
             yield pacer.ping()

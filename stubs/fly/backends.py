@@ -17,6 +17,7 @@ processes and keeps everything.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import os
@@ -33,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from control.providers.base import AGENT_PORT, MACHINE_TOKEN_ENV
 from control.procfs import descendants
+from control.providers.base import AGENT_PORT
 from control.providers.local import bwrap_path, sandbox_command
+from wire.protocol import MACHINE_TOKEN_ENV
 
 
 class BackendError(Exception):
@@ -284,10 +286,8 @@ class ProcessBackend:
 
 def _signal_tree(pid: int, sig: int) -> None:
     for target in descendants(pid):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(target, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _signum(name: str | int | None) -> int:
@@ -381,10 +381,8 @@ class DockerBackend:
             raise BackendError(f"docker could not create the volume: {exc.explanation or exc}") from None
 
     def destroy_volume(self, volume_id: str) -> None:
-        try:
+        with contextlib.suppress(self._errors.NotFound):
             self.client.volumes.get(self._volume(volume_id)).remove(force=True)
-        except self._errors.NotFound:
-            pass
 
     def start(self, spec: RunSpec) -> Any:
         self._remove(spec.machine_id)
@@ -428,10 +426,8 @@ class DockerBackend:
             handle.kill(signal=_signum(sig))
             handle.wait(timeout=max(1, int(timeout)))
         except Exception:  # noqa: BLE001 - fall through to a hard kill
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 handle.kill()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
 
     def suspend(self, handle: Any) -> None:
         handle.pause()
@@ -444,26 +440,21 @@ class DockerBackend:
 
     def exec(self, handle: Any, command: list[str], timeout: float) -> tuple[int, str, str]:
         """As ``fly machine exec`` does: root, in the machine."""
-        result = handle.exec_run(["timeout", str(int(max(1, timeout)))] + command, demux=True, user="root")
+        result = handle.exec_run(["timeout", str(int(max(1, timeout))), *command], demux=True, user="root")
         out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
         return int(result.exit_code or 0), (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
 
     def close(self) -> None:
         selector = {"label": f"stubs.fly={self.label}"}
+        # Best effort at shutdown: whatever one removal raises, the others still run.
         for container in self.client.containers.list(all=True, filters=selector):
-            try:
+            with contextlib.suppress(Exception):
                 container.remove(force=True)
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                pass
         for volume in self.client.volumes.list(filters=selector):
-            try:
+            with contextlib.suppress(Exception):
                 volume.remove(force=True)
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                pass
-        try:
+        with contextlib.suppress(Exception):
             self.network.remove()
-        except Exception:  # noqa: BLE001 - best effort at shutdown
-            pass
 
     def _name(self, machine_id: str) -> str:
         return f"stubs-fly-{self.label}-{machine_id}"
@@ -472,10 +463,8 @@ class DockerBackend:
         return f"stubs-fly-{self.label}-{volume_id}"
 
     def _remove(self, machine_id: str) -> None:
-        try:
+        with contextlib.suppress(self._errors.NotFound):
             self.client.containers.get(self._name(machine_id)).remove(force=True)
-        except self._errors.NotFound:
-            pass
 
 
 def _random_ula_subnet() -> str:

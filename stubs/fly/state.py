@@ -184,8 +184,9 @@ class FlyState:
         machine.state = state
         machine.updated_at = ids.timestamp()
         if event:
-            machine.events.append({"id": ids.ulid(), "type": event, "status": state, "source": request.pop("source", "user"),
-                                   "timestamp": ids.now_ms(), "request": request})
+            machine.events.append({"id": ids.ulid(), "type": event, "status": state,
+                                   "source": request.pop("source", "user"), "timestamp": ids.now_ms(),
+                                   "request": request})
         self.changed.notify_all()
 
     def _check_lease(self, machine: StubMachine, nonce: str | None) -> None:
@@ -213,7 +214,8 @@ class FlyState:
                        int(guest["memory_mb"]), mounts)
 
     # ------------------------------------------------------------------ machines
-    def list(self, app: str, *, metadata: dict[str, str], region: str | None, include_deleted: bool) -> list[dict[str, Any]]:
+    def list(self, app: str, *, metadata: dict[str, str], region: str | None,
+             include_deleted: bool) -> list[dict[str, Any]]:
         with self.lock:
             found = []
             for machine in self.machines.values():
@@ -805,9 +807,8 @@ def normalize_config(config: Any) -> dict[str, Any]:
             raise StubError(400, f"config.{name} must map strings to strings")
         config[name] = dict(value)
     restart = config.get("restart")
-    if restart is not None:
-        if not isinstance(restart, dict) or restart.get("policy") not in RESTART_POLICIES:
-            raise StubError(400, f"config.restart.policy must be one of {', '.join(RESTART_POLICIES)}")
+    if restart is not None and (not isinstance(restart, dict) or restart.get("policy") not in RESTART_POLICIES):
+        raise StubError(400, f"config.restart.policy must be one of {', '.join(RESTART_POLICIES)}")
     services = config.get("services")
     if services is not None and not isinstance(services, list):
         raise StubError(400, "config.services must be a list")

@@ -139,7 +139,8 @@ class Cursor:
 
 
 def transport_error(exc: httpx.TransportError) -> ConnectionFailed:
-    return ConnectionFailed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, code="connection_failed")
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return ConnectionFailed(message, code="connection_failed")
 
 
 def stream_timeout(timeout: httpx.Timeout) -> httpx.Timeout:

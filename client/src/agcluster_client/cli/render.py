@@ -36,6 +36,7 @@ PRIMARY_INPUT = {"Bash": "command", "Read": "file_path", "Write": "file_path", "
                  "WebFetch": "url", "WebSearch": "query", "Task": "description", "Agent": "description",
                  "TaskCreate": "subject"}
 TODO_MARKS = {"completed": "[x]", "in_progress": "[~]", "pending": "[ ]"}
+TODO_STYLES = {"completed": "dim strike", "in_progress": "bold"}
 
 
 class View(Protocol):
@@ -152,7 +153,7 @@ class TurnView:
             for item in event.todos:
                 status = str(item.get("status", "pending"))
                 lines.append(f"\n  {TODO_MARKS.get(status, '[ ]')} {item.get('content', '')}",
-                             style="dim strike" if status == "completed" else ("bold" if status == "in_progress" else ""))
+                             style=TODO_STYLES.get(status, ""))
             self._print(lines)
             self._working("thinking…")
         elif isinstance(event, PermissionRequestEvent):

@@ -12,7 +12,8 @@ from .._models import turn_failed
 from .._wire.events import Event, PermissionRequestEvent
 from .render import View, tool_call
 
-ANSWERS: dict[str, Decision] = {"y": "allow", "yes": "allow", "a": "allow_session", "always": "allow_session", "n": "deny", "no": "deny"}
+ANSWERS: dict[str, Decision] = {"y": "allow", "yes": "allow", "a": "allow_session", "always": "allow_session",
+                                "n": "deny", "no": "deny"}
 
 
 class Quit(Exception):
