@@ -8,6 +8,7 @@ means pass everything.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -83,7 +84,5 @@ class CuttingProxy:
 
 
 def _quietly(action: Callable[[], object]) -> None:
-    try:
+    with contextlib.suppress(OSError):
         action()
-    except OSError:
-        pass

@@ -30,7 +30,8 @@ def env(control_plane: ControlPlane, key: str) -> dict[str, str]:
             "COLUMNS": "200"}
 
 
-def agc(env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def agc(env: dict[str, str], *args: str, stdin: str | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(AGC), *args], env=env, input=stdin, capture_output=True, text=True, timeout=300,
                           cwd=cwd)
 

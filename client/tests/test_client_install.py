@@ -57,7 +57,8 @@ def test_fresh_venv_install(tmp_path: Path, control_plane: ControlPlane, key: st
         assert any(n.endswith("src/agcluster_client/_wire/events.py") for n in archive.getnames())
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    assert {"agcluster_client/_wire/events.py", "agcluster_client/_wire/sse.py", "agcluster_client/py.typed"} <= set(names)
+    shipped = {"agcluster_client/_wire/events.py", "agcluster_client/_wire/sse.py", "agcluster_client/py.typed"}
+    assert shipped <= set(names)
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"agcluster_client"}  # never `wire`, which the server's distribution installs
 

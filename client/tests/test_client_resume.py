@@ -80,7 +80,7 @@ def test_async_stream_resumes_with_no_gap_and_no_duplicate(control_plane: Contro
             await session.delete()
             return session.id, events, used
 
-    session_id, events, connections = asyncio.run(scenario())
+    _, _, connections = asyncio.run(scenario())
     assert proxy.cut == len(CUTS) and connections == len(CUTS) + 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -18,7 +19,6 @@ from agcluster_client.events import (
     Event,
     PermissionRequestEvent,
     ResultEvent,
-    TextEvent,
     ToolResultEvent,
     ToolUseEvent,
     UserEvent,
@@ -30,10 +30,8 @@ from tests.support import ControlPlane
 def session(ac: AgCluster) -> Iterator[Session]:
     s = ac.launch("code-assistant")
     yield s
-    try:
+    with contextlib.suppress(NotFound):
         s.delete()
-    except NotFound:
-        pass
 
 
 def test_configs_are_typed(ac: AgCluster) -> None:
@@ -182,13 +180,11 @@ def test_a_failing_turn_raises_nothing(ac: AgCluster) -> None:
 
 
 def test_error_classes(control_plane: ControlPlane, session: Session, key: str) -> None:
-    with AgCluster(control_plane.url, api_key="") as anonymous:
-        with pytest.raises(Unauthorized) as missing:
-            anonymous.session(session.id)
+    with AgCluster(control_plane.url, api_key="") as anonymous, pytest.raises(Unauthorized) as missing:
+        anonymous.session(session.id)
     assert missing.value.status == 401 and missing.value.code == "unauthorized" and missing.value.message
-    with AgCluster(control_plane.url, api_key=new_key()) as stranger:
-        with pytest.raises(Forbidden) as wrong:
-            stranger.session(session.id)
+    with AgCluster(control_plane.url, api_key=new_key()) as stranger, pytest.raises(Forbidden) as wrong:
+        stranger.session(session.id)
     assert wrong.value.status == 403 and wrong.value.code == "forbidden"
     with AgCluster(control_plane.url, api_key=key) as ac:
         with pytest.raises(NotFound) as nope:

@@ -31,7 +31,8 @@ def make_user(data_dir: Path, name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def team(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic) -> Iterator[tuple[ControlPlane, dict[str, str]]]:
+def team(tmp_path_factory: pytest.TempPathFactory,
+         model: StubAnthropic) -> Iterator[tuple[ControlPlane, dict[str, str]]]:
     data_dir = tmp_path_factory.mktemp("client-team")
     tokens = {name: make_user(data_dir, name) for name in ("alice", "bob")}
     cp = ControlPlane(data_dir, {"ANTHROPIC_BASE_URL": model.url, "AUTH_MODE": "token",
@@ -58,7 +59,7 @@ def test_token_auth_and_rate_limit(team: tuple[ControlPlane, dict[str, str]]) ->
         with pytest.raises(NotFound):  # not Forbidden: others' sessions are invisible
             bob.session(s.id)
         assert bob.sessions() == []
-    with AgCluster(cp.url, token="agc_not-a-token", api_key=new_key()) as nobody:
-        with pytest.raises(Unauthorized) as denied:
-            nobody.configs()
+    with (AgCluster(cp.url, token="agc_not-a-token", api_key=new_key()) as nobody,
+          pytest.raises(Unauthorized) as denied):
+        nobody.configs()
     assert denied.value.code == "unauthorized"

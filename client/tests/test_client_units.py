@@ -3,6 +3,8 @@ bookkeeping, error mapping, and the SSE decoder on awkward chunk boundaries."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -18,7 +20,7 @@ from wire import events as server_events
 def test_the_client_reads_the_servers_schema() -> None:
     # The vendored package is the server's file, not a copy that could drift.
     assert vendored.__file__ and server_events.__file__
-    assert open(vendored.__file__).read() == open(server_events.__file__).read()
+    assert Path(vendored.__file__).read_text() == Path(server_events.__file__).read_text()
     assert set(EVENT_CLASSES) == server_events.EVENT_TYPES
 
 
@@ -70,8 +72,8 @@ def response(status: int, body: bytes, headers: dict[str, str] | None = None) ->
 
 
 def test_error_mapping() -> None:
-    bad = error_from_response(response(400, b'{"error":{"code":"validation_error","message":"m","details":{"f":["x"]}}}'),
-                              b'{"error":{"code":"validation_error","message":"m","details":{"f":["x"]}}}')
+    body = b'{"error":{"code":"validation_error","message":"m","details":{"f":["x"]}}}'
+    bad = error_from_response(response(400, body), body)
     assert isinstance(bad, BadRequest) and bad.code == "validation_error" and bad.details == {"f": ["x"]}
     body = b'{"error":{"code":"rate_limited","message":"slow down","details":{}}}'
     limited = error_from_response(response(429, body, {"Retry-After": "7"}), body)

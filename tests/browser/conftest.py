@@ -21,7 +21,8 @@ ARTIFACTS = ROOT / "tests" / "artifacts" / "browser"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VENDOR_FILES = ("marked/lib/marked.esm.js", "dompurify/dist/purify.es.mjs",
-                "@highlightjs/cdn-assets/es/highlight.min.js", "yaml/browser/index.js", "chart.js/dist/chart.umd.min.js")
+                "@highlightjs/cdn-assets/es/highlight.min.js", "yaml/browser/index.js",
+                "chart.js/dist/chart.umd.min.js")
 
 
 def _unavailable(reason: str) -> None:

@@ -364,7 +364,8 @@ def test_keyboard_only(dashboard: Dashboard) -> None:
     page.locator(".preset-card[data-config-id='code-assistant']").wait_for()
     tab_to(board, "(el) => el.id === 'api-key-input'")
     page.keyboard.type(KEY)
-    tab_to(board, "(el) => el.dataset.action === 'launch' && el.closest('[data-config-id]').dataset.configId === 'code-assistant'")
+    tab_to(board, "(el) => el.dataset.action === 'launch'"
+                  " && el.closest('[data-config-id]').dataset.configId === 'code-assistant'")
     page.keyboard.press("Enter")
     page.locator(".welcome").wait_for()
     # The composer has focus after launch: type and press Enter.

@@ -313,7 +313,8 @@ def test_model_prompt_env_and_setting_sources_reach_the_cli(mcp_session: Session
     assert "SETTING-SOURCES-PROJECT-MARKER" in json.dumps(mcp_session.requests()[-1]["body"]["messages"])
     events = mcp_session.chat("run: echo flag=$AGC_E2E_FLAG mode=${FIXTURE_MODE:-unset}")
     output = next(e for e in events if e["type"] == "tool_result")["output"]
-    assert "flag=flag-on" in output and "mode=unset" in output  # config env for the agent; server env stays with the server
+    # The config's env reaches the agent; the server's own env stays with the server.
+    assert "flag=flag-on" in output and "mode=unset" in output
     assert MCP_SECRET not in output
     effective = mcp_session.details()["effective_config"]
     assert effective["model"] == "claude-sonnet-4-5" and effective["setting_sources"] == ["project"]
@@ -431,7 +432,8 @@ def test_validate_returns_the_normalised_config(control_plane: ControlPlane) -> 
     body = resp.json()
     assert body["valid"] and body["config"]["allowed_tools"] == [] and body["config"]["max_turns"] is None
     assert body["config"]["system_prompt"] == {"preset": "claude_code"} and body["shadows_preset"] is False
-    assert control_plane.post("/api/configs/validate", json={"id": "code-assistant", "name": "x"}).json()["shadows_preset"]
+    checked = control_plane.post("/api/configs/validate", json={"id": "code-assistant", "name": "x"}).json()
+    assert checked["shadows_preset"]
     assert control_plane.get("/api/configs/draft").status_code == 404  # validating stores nothing
     not_json = requests.post(f"{control_plane.url}/api/configs/validate", data="{",
                              headers={"Content-Type": "application/json"}, timeout=30)
@@ -459,7 +461,8 @@ def test_bad_config_gives_400_with_its_field_path(control_plane: ControlPlane, c
 
 
 LAUNCH_CASES = [
-    ("inline-shadows-preset", {"config": {"id": "code-assistant", "name": "Impostor", "allowed_tools": ["Bash"]}}, ("id",)),
+    ("inline-shadows-preset", {"config": {"id": "code-assistant", "name": "Impostor", "allowed_tools": ["Bash"]}},
+     ("id",)),
     ("mcp-env-unknown-server", {"config_id": "code-assistant", "mcp_env": {"github": {"GITHUB_TOKEN": "x"}}},
      ("mcp_env", "github")),
     ("mcp-env-undeclared-key", {"config_id": "github-code-review", "mcp_env": {"github": {"OTHER_TOKEN": "x"}}},

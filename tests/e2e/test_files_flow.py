@@ -51,7 +51,8 @@ def test_upload_agent_reads_and_writes_then_tree_preview_download_zip(control_pl
                        files=[("files", ("data.csv", b"new"))])
     assert replaced.status_code == 200
     assert cp.post(f"/api/files/{sid}/mkdir", key, json={"path": "out/deep"}).status_code == 200
-    assert cp.post(f"/api/files/{sid}/rename", key, json={"from": "result.txt", "to": "out/result.txt"}).status_code == 200
+    renamed = cp.post(f"/api/files/{sid}/rename", key, json={"from": "result.txt", "to": "out/result.txt"})
+    assert renamed.status_code == 200
     assert cp.delete(f"/api/files/{sid}/out", key).status_code == 200
     assert cp.get(f"/api/files/{sid}/out/result.txt", key).status_code == 404
 
@@ -61,7 +62,8 @@ def test_html_preview_never_runs_as_this_origin(control_plane: ControlPlane, ses
     control_plane.post(f"/api/files/{sid}/upload", key, files=[("files", ("x.html", b"<script>alert(1)</script>")),
                                                                ("files", ("x.svg", b"<svg onload='alert(1)'/>"))])
     html = control_plane.get(f"/api/files/{sid}/x.html?raw=1", key)
-    assert html.headers["Content-Type"].startswith("text/plain") and "sandbox" in html.headers["Content-Security-Policy"]
+    assert html.headers["Content-Type"].startswith("text/plain")
+    assert "sandbox" in html.headers["Content-Security-Policy"]
     svg = control_plane.get(f"/api/files/{sid}/x.svg?raw=1", key)
     assert "attachment" in svg.headers.get("Content-Disposition", "")
     assert html.headers["X-Content-Type-Options"] == "nosniff"

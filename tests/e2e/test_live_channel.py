@@ -65,7 +65,8 @@ def test_websocket_channel_sends_answers_and_streams(control_plane: ControlPlane
                 continue
             events.append(event)
             if event["type"] == "permission_request":
-                ws.send(json.dumps({"type": "permission", "request_id": event["request_id"], "decision": "allow_session"}))
+                ws.send(json.dumps({"type": "permission", "request_id": event["request_id"],
+                                    "decision": "allow_session"}))
             if event["type"] == "done":
                 break
         assert "via-websocket" in next(e for e in events if e["type"] == "tool_result")["output"], dump(events)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import threading
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,8 @@ def workspace(cp: ControlPlane, session_id: str) -> Path:
     return cp.data_dir / "machines" / session_id / "workspace"
 
 
-def test_bash_turn_streams_every_event_in_order(control_plane: ControlPlane, session: dict, model: StubAnthropic) -> None:
+def test_bash_turn_streams_every_event_in_order(control_plane: ControlPlane, session: dict,
+                                                model: StubAnthropic) -> None:
     events = control_plane.chat_events(session["session_id"], KEY, "run: echo hi > proof.txt && cat proof.txt")
     kinds = types(events)
     assert kinds[0] == "user" and kinds[-1] == "done", dump(events)
@@ -46,7 +46,8 @@ def test_bash_turn_streams_every_event_in_order(control_plane: ControlPlane, ses
 def test_files_stay_in_their_own_session(control_plane: ControlPlane, session: dict) -> None:
     other = control_plane.launch(OTHER_KEY)
     try:
-        events = control_plane.chat_events(other["session_id"], OTHER_KEY, "run: ls /workspace; ls /workspace/.. ; cat proof.txt")
+        events = control_plane.chat_events(other["session_id"], OTHER_KEY,
+                                           "run: ls /workspace; ls /workspace/.. ; cat proof.txt")
         output = next(e for e in events if e["type"] == "tool_result")["output"]
         assert "proof.txt" not in output.replace("cat: proof.txt", "")
         assert not (workspace(control_plane, other["session_id"]) / "proof.txt").exists()
@@ -91,7 +92,8 @@ def test_auth_and_validation_errors(control_plane: ControlPlane, session: dict) 
                          ("post", f"/api/agents/{sid}/interrupt"), ("get", f"/api/files/{sid}"),
                          ("get", f"/api/agents/sessions/{sid}/events")):
         no_key = getattr(control_plane, method)(path, None, **({"json": {"message": "x"}} if method == "post" else {}))
-        wrong = getattr(control_plane, method)(path, OTHER_KEY, **({"json": {"message": "x"}} if method == "post" else {}))
+        body = {"json": {"message": "x"}} if method == "post" else {}
+        wrong = getattr(control_plane, method)(path, OTHER_KEY, **body)
         assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "unauthorized", path
         assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "forbidden", path
     assert control_plane.delete(f"/api/agents/sessions/{sid}", OTHER_KEY).status_code == 403
@@ -102,13 +104,16 @@ def test_auth_and_validation_errors(control_plane: ControlPlane, session: dict) 
     assert set(bad.json()["error"]["details"]) == {"message", "extra"}
     bad_launch = control_plane.post("/api/agents/launch", json={"api_key": KEY, "config_id": "nope"})
     assert bad_launch.status_code == 404
-    inline = control_plane.post("/api/agents/launch", json={"api_key": KEY, "config": {"id": "x", "allowed_tools": ["Nope"]}})
+    inline = control_plane.post("/api/agents/launch",
+                                json={"api_key": KEY, "config": {"id": "x", "allowed_tools": ["Nope"]}})
     assert inline.status_code == 400 and "allowed_tools" in inline.json()["error"]["details"]
-    not_json = requests.post(f"{control_plane.url}/api/agents/launch", data="{", headers={"Content-Type": "application/json"})
+    not_json = requests.post(f"{control_plane.url}/api/agents/launch", data="{",
+                             headers={"Content-Type": "application/json"})
     assert not_json.status_code == 400 and not_json.json()["error"]["code"] == "invalid_json"
 
 
-def test_the_key_never_reaches_disk_logs_or_the_agent(control_plane: ControlPlane, session: dict, model: StubAnthropic) -> None:
+def test_the_key_never_reaches_disk_logs_or_the_agent(control_plane: ControlPlane, session: dict,
+                                                      model: StubAnthropic) -> None:
     sid = session["session_id"]
     events = control_plane.chat_events(sid, KEY, "run: env; cat /proc/1/environ | tr '\\0' '\\n'; ls -a ~")
     output = next(e for e in events if e["type"] == "tool_result")["output"]
@@ -161,9 +166,8 @@ def test_metrics_show_launches_events_and_tokens(control_plane: ControlPlane, se
     def total(name: str, **labels: str) -> float:
         values = []
         for line in text.splitlines():
-            if line.startswith(name + "{") or line.startswith(name + " "):
-                if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                    values.append(float(line.rsplit(" ", 1)[1]))
+            if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                values.append(float(line.rsplit(" ", 1)[1]))
         return sum(values)
 
     assert total("agcluster_launches_total", outcome="ok") >= 1

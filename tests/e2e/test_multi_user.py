@@ -107,11 +107,12 @@ def test_every_route_refuses_the_wrong_user(team) -> None:
     assert ("session.launch", "ok") in actions and ("auth.denied", "denied") in actions
     assert ("token.create", "ok") in actions
     assert root.call("DELETE", f"/api/agents/sessions/{sid}").status_code == 200
-    assert ("session.delete", "ok") in {(e["action"], e["outcome"]) for e in root.call("GET", "/api/audit").json()["entries"]}
+    entries = root.call("GET", "/api/audit").json()["entries"]
+    assert ("session.delete", "ok") in {(e["action"], e["outcome"]) for e in entries}
 
 
 def test_tokens_are_required_and_revocable(team) -> None:
-    cp, tokens = team
+    cp, _ = team
     assert Client(cp, None).call("GET", "/api/agents/sessions").status_code == 401
     assert Client(cp, "agc_not-a-real-token").call("GET", "/api/configs/").status_code == 401
     assert Client(cp, None).call("GET", "/health").status_code == 200

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from stubs.anthropic import StubAnthropic
-from tests.support import ControlPlane, dump, processes_with, types, wait_for
+from tests.support import ControlPlane, dump, processes_with, wait_for
 
 SLOW = "run: python3 -c 'import time; time.sleep(120)'"
 

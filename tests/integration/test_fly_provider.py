@@ -312,7 +312,7 @@ def test_no_room_for_the_volume_is_a_clear_error_before_any_machine(fly: StubFly
 def test_a_machine_stuck_in_created_is_destroyed_with_its_volume(fly: StubFly) -> None:
     fly.hold_in_created()
     impatient = make_provider(fly, start_timeout=3.0)
-    with pytest.raises(ProviderError, match="did not start in 3s .*stayed created"):
+    with pytest.raises(ProviderError, match=r"did not start in 3s .*stayed created"):
         impatient.start(spec())
     assert fly.count() == 0 and live_volumes(fly) == []
     assert "destroy" in mutating(fly) and "volume_destroy" in mutating(fly)
@@ -395,7 +395,7 @@ def test_a_lease_that_is_never_released_is_a_clear_error(fly: StubFly) -> None:
     machine = provider.start(spec())
     other = FlyMachinesClient(APP, TOKEN, fly.url)
     lease = other.acquire_lease(machine.machine_id, ttl=120, description="a human with flyctl")
-    with pytest.raises(ProviderError, match="leased by another process.*a human with flyctl") as err:
+    with pytest.raises(ProviderError, match=r"leased by another process.*a human with flyctl") as err:
         provider.destroy(machine.machine_id)
     assert err.value.retryable and fly.machine(machine.machine_id)["state"] == "started"
     other.release_lease(machine.machine_id, lease.nonce)

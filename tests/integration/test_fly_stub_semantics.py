@@ -35,7 +35,8 @@ from stubs.fly.state import StubError, parse_duration
 
 TOKEN = "test-token"
 APP = "agcluster-test"
-CONFIG: dict[str, Any] = {"image": "agcluster/agent:latest", "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
+CONFIG: dict[str, Any] = {"image": "agcluster/agent:latest",
+                          "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
                           "metadata": {"agcluster_session": "s1"}, "env": {"A": "1"}, "restart": {"policy": "no"}}
 
 

@@ -111,28 +111,34 @@ def _fuzz(operation: Any, examples: int, call: Callable[[Any], requests.Response
                 continue
             failures.append(f"{operation.label}: cannot generate cases: {exc}")
             continue
-
-        @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-                  phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
-        @given(case=strategy)
-        def run(case: Any) -> None:
-            try:
-                case.validate_response(call(case), checks=CHECKS)
-            except Exception as exc:  # a FailureGroup of schemathesis findings, or the server gone
-                failure = f"{operation.label} [{mode.value}]: {type(exc).__name__}: {str(exc)[:1500]}"
-                if failure not in failures:  # Hypothesis replays a failing case once
-                    failures.append(failure)
-                raise
-
-        try:
-            run()
-        except Unsatisfiable:
-            if mode is GenerationMode.POSITIVE:
-                failures.append(f"{operation.label}: no valid case can be generated from the document")
-            # else: nothing in this operation can be made invalid (e.g. no parameters, no body)
-        except Exception:  # noqa: BLE001 - recorded above; go on with the other operations
-            pass
+        _fuzz_mode(operation, mode, strategy, examples, call, failures)
     return failures
+
+
+def _fuzz_mode(operation: Any, mode: GenerationMode, strategy: Any, examples: int,
+               call: Callable[[Any], requests.Response], failures: list[str]) -> None:
+    """Run one mode's cases, adding each distinct failure to ``failures``."""
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        try:
+            case.validate_response(call(case), checks=CHECKS)
+        except Exception as exc:  # a FailureGroup of schemathesis findings, or the server gone
+            failure = f"{operation.label} [{mode.value}]: {type(exc).__name__}: {str(exc)[:1500]}"
+            if failure not in failures:  # Hypothesis replays a failing case once
+                failures.append(failure)
+            raise
+
+    try:
+        run()
+    except Unsatisfiable:
+        if mode is GenerationMode.POSITIVE:
+            failures.append(f"{operation.label}: no valid case can be generated from the document")
+        # else: nothing in this operation can be made invalid (e.g. no parameters, no body)
+    except Exception:  # noqa: BLE001 - recorded above; go on with the other operations
+        pass
 
 
 def test_fuzz_anonymous(plane: ControlPlane, document: dict[str, Any]) -> None:

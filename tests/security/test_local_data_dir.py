@@ -45,7 +45,8 @@ def test_server_secret_is_unreachable_wherever_the_data_dir_is(exposed_cp: Contr
     out = attacker.run(
         f"ls -la {data_dir} 2>&1; cat {data_dir}/server.secret 2>&1; "
         f"cat {data_dir}/machines/*/workspace/private.txt 2>&1; "
-        f"python3 -c \"import sqlite3; print(sqlite3.connect('{data_dir}/agcluster.db').execute('select count(*) from sessions').fetchone())\" 2>&1; "
+        f"python3 -c \"import sqlite3; db = sqlite3.connect('{data_dir}/agcluster.db'); "
+        "print(db.execute('select count(*) from sessions').fetchone())\" 2>&1; "
         f"grep -rl {secret[:16]} {data_dir.parent} 2>/dev/null | head; echo end")
     assert secret not in out and "victim-data" not in out, out
     assert "agcluster.db" not in out.split("end")[0].split("\n", 1)[0], out

@@ -50,7 +50,7 @@ def test_dot_segments_and_other_routes_never_reach_the_upstream(tmp_path: Path, 
 
 
 def test_the_budget_counts_on_the_route_that_spends(tmp_path: Path, model: StubAnthropic) -> None:
-    client, token, ext = relay_for(tmp_path, model, "own", QUOTA_DAILY_TOKENS="1")
+    client, token, _ = relay_for(tmp_path, model, "own", QUOTA_DAILY_TOKENS="1")
     first = client.post("/relay/v1/messages", data=BODY, headers={"x-api-key": token})
     assert first.status_code == 200
     first.get_data()

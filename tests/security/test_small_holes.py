@@ -18,7 +18,8 @@ from tests.security.conftest import Agent
 from tests.support import ControlPlane
 
 
-def raw_request(cp: ControlPlane, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, Any]:
+def raw_request(cp: ControlPlane, method: str, path: str, headers: dict[str, str],
+                body: bytes = b"") -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", cp.port, timeout=30)
     try:
         conn.request(method, path, body=body, headers=headers)

@@ -10,13 +10,24 @@ import pytest
 from marshmallow import ValidationError
 
 from control.config_schema import (
-    CLI_TOOLS, KNOWN_TOOLS, RESERVED_ENV, AgentConfigSchema, declared_mcp_keys, error_paths,
+    CLI_TOOLS,
+    KNOWN_TOOLS,
+    RESERVED_ENV,
+    AgentConfigSchema,
+    declared_mcp_keys,
+    error_paths,
 )
 from control.configs import ConfigCatalog, Owner, admit_mcp_env, summary
 from control.secrets import REDACTOR
 from control.store import Store
-from machine_agent.options import (MAIN_AGENT, MCP_AUTO_ALLOWED, STRIPPED_FROM_MCP, MachineContext, build_options,
-                                    effective_summary)
+from machine_agent.options import (
+    MAIN_AGENT,
+    MCP_AUTO_ALLOWED,
+    STRIPPED_FROM_MCP,
+    MachineContext,
+    build_options,
+    effective_summary,
+)
 from tests.fixtures.bad_configs import BAD_CONFIGS, BASE, messages_at
 from wire.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 
@@ -49,7 +60,8 @@ def test_the_five_presets_match_the_spec(catalog: ConfigCatalog) -> None:
         config = catalog.presets[preset_id]
         assert sorted(config["allowed_tools"]) == sorted(tools), preset_id
         limits = config["resource_limits"]
-        assert (limits["cpu_quota"], limits["memory_limit"], limits["storage_limit"]) == (cpus * 100_000, memory, storage)
+        got = (limits["cpu_quota"], limits["memory_limit"], limits["storage_limit"])
+        assert got == (cpus * 100_000, memory, storage)
         assert config["max_turns"] and config["permission_mode"] in ("bypassPermissions", "acceptEdits")
         prompt = config["system_prompt"]
         text = prompt["append"] if isinstance(prompt, dict) else prompt
@@ -69,7 +81,7 @@ def test_preset_specials(catalog: ConfigCatalog) -> None:
 
 def test_broken_preset_stops_start_up(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("id: broken\nname: Broken\nallowed_tools: [Nope]\n")
-    with pytest.raises(RuntimeError, match="broken.yaml"):
+    with pytest.raises(RuntimeError, match=r"broken\.yaml"):
         ConfigCatalog(Store(tmp_path / "db.sqlite"), presets_dir=tmp_path)
 
 
@@ -88,7 +100,8 @@ def test_full_config_round_trips_through_json() -> None:
         "max_budget_usd": 1.5, "model": "claude-sonnet-4-5", "image": "registry.local/agent:1.2", "env": {"LEVEL": "3"},
         "system_prompt": {"type": "preset", "preset": "claude_code", "append": "Be brief."},
         "mcp_servers": {"fx": {"command": "/usr/bin/python3", "args": ["s.py"], "env": {"FIXTURE_SECRET": None}},
-                        "gh": {"type": "http", "url": "https://example.com/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}},
+                        "gh": {"type": "http", "url": "https://example.com/mcp",
+                               "headers": {"Authorization": "Bearer ${TOKEN}"}}},
         "agents": {"helper": {"description": "Helps", "prompt": "You help.", "tools": ["Read"], "model": "haiku"}},
         "resource_limits": {"cpu_quota": 150_000, "memory_limit": "1536m", "storage_limit": "2g"},
         "setting_sources": ["project", "local"],
@@ -109,8 +122,8 @@ def test_bad_config_is_reported_at_its_field(case: str, config: Any, path: tuple
 def test_bad_config_cases_cover_the_issue() -> None:
     assert len(BAD_CONFIGS) >= 20
     names = " ".join(c[0] for c in BAD_CONFIGS)
-    for topic in ("wrong-type", "unknown-tool", "id-", "reserved", "oversize", "unknown-field", "memory", "missing-command",
-                  "missing-url"):
+    for topic in ("wrong-type", "unknown-tool", "id-", "reserved", "oversize", "unknown-field", "memory",
+                  "missing-command", "missing-url"):
         assert topic in names, topic
 
 
@@ -141,7 +154,8 @@ def test_tools_map_to_the_cli_names_exactly() -> None:
 
 def test_disallowed_and_subagent_tools_use_the_same_mapping() -> None:
     config = load({**BASE, "allowed_tools": ["Read", "Bash"], "disallowed_tools": ["Task", "TodoWrite"],
-                   "agents": {"helper": {"description": "d", "prompt": "p", "tools": ["Read", "TodoWrite"], "model": "haiku"}}})
+                   "agents": {"helper": {"description": "d", "prompt": "p", "tools": ["Read", "TodoWrite"],
+                                         "model": "haiku"}}})
     options = build_options(config, CTX)
     assert options.disallowed_tools[:5] == ["Agent", *TODO_FAMILY]
     helper = options.agents["helper"]
@@ -160,7 +174,8 @@ def test_sub_agents_with_more_tools_get_them_and_the_main_thread_does_not() -> N
     config = load({**BASE, "allowed_tools": ["Task", "Read", "TodoWrite"], "disallowed_tools": ["WebSearch"],
                    "system_prompt": {"preset": "claude_code", "append": "Lead well."},
                    "mcp_servers": {"fx": {"command": "x"}},
-                   "agents": {"backend": {"description": "d", "prompt": "p", "tools": ["Read", "Write", "Bash"], "model": "sonnet"}}})
+                   "agents": {"backend": {"description": "d", "prompt": "p", "tools": ["Read", "Write", "Bash"],
+                                          "model": "sonnet"}}})
     options = build_options(config, CTX)
     main = options.agents[MAIN_AGENT]
     main_tools = ["Agent", "Read", *TODO_FAMILY, *MCP_AUTO_ALLOWED]
@@ -171,7 +186,8 @@ def test_sub_agents_with_more_tools_get_them_and_the_main_thread_does_not() -> N
     assert options.system_prompt == {"type": "preset", "preset": "claude_code", "append": "Lead well."}
     summary_ = effective_summary(options)
     assert summary_["tools"] == main_tools and summary_["main_agent"] == MAIN_AGENT
-    assert set(summary_["agents"]) == {"backend"} and summary_["agents"]["backend"]["tools"] == ["Read", "Write", "Bash"]
+    assert set(summary_["agents"]) == {"backend"}
+    assert summary_["agents"]["backend"]["tools"] == ["Read", "Write", "Bash"]
 
 
 def test_every_field_reaches_the_options() -> None:
@@ -205,16 +221,19 @@ def test_mcp_servers_get_their_launch_secrets() -> None:
         "gh": {"type": "http", "url": "https://example.com/mcp",
                "headers": {"Authorization": "Bearer ${GITHUB_TOKEN}", "X-Other": "${MISSING}", "X-Plain": "yes"}},
     }})
-    options = build_options(config, CTX, mcp_env={"fx": {"FIXTURE_SECRET": "s3cret"}, "gh": {"GITHUB_TOKEN": "ghp_abc"}})
+    options = build_options(config, CTX,
+                            mcp_env={"fx": {"FIXTURE_SECRET": "s3cret"}, "gh": {"GITHUB_TOKEN": "ghp_abc"}})
     # The server runs under `env -u ...`: it never inherits the relay token from the CLI.
-    assert options.mcp_servers["fx"] == {"type": "stdio", "command": "env", "args": [*STRIPPED_FROM_MCP, "--", "/py", "s.py"],
+    assert options.mcp_servers["fx"] == {"type": "stdio", "command": "env",
+                                         "args": [*STRIPPED_FROM_MCP, "--", "/py", "s.py"],
                                          "env": {"FIXTURE_SECRET": "s3cret", "MODE": "test"}}
     assert "ANTHROPIC_API_KEY" in STRIPPED_FROM_MCP and "ANTHROPIC_BASE_URL" in STRIPPED_FROM_MCP
     assert options.mcp_servers["gh"] == {"type": "http", "url": "https://example.com/mcp",
                                          "headers": {"Authorization": "Bearer ghp_abc", "X-Plain": "yes"}}
     assert options.tools[-2:] == MCP_AUTO_ALLOWED
     assert {"mcp__fx", "mcp__gh", *MCP_AUTO_ALLOWED} <= set(options.allowed_tools)
-    assert "s3cret" not in json.dumps(effective_summary(options)) and "ghp_abc" not in json.dumps(effective_summary(options))
+    summary = json.dumps(effective_summary(options))
+    assert "s3cret" not in summary and "ghp_abc" not in summary
     # Without mcp_env the header with an unfilled placeholder is left out, not sent half-empty.
     bare = build_options(config, CTX)
     assert bare.mcp_servers["gh"]["headers"] == {"X-Plain": "yes"} and bare.mcp_servers["fx"]["env"] == {"MODE": "test"}

@@ -100,7 +100,7 @@ def test_upload_tree_preview_raw_download_zip(client: FlaskClient, root: Path) -
     hello = next(c for c in new["children"] if c["name"] == "hello.txt")
     assert set(hello) == {"name", "path", "type", "size", "modified"} and hello["size"] == 6
     sub_tree = client.get("/files/tree?path=docs/new&depth=1").json
-    assert [n["path"] for n in sub_tree["tree"]][0].startswith("docs/new/")
+    assert next(n["path"] for n in sub_tree["tree"]).startswith("docs/new/")
 
     preview = client.get("/files/content/docs/new/code.py")
     assert preview.json == {"path": "docs/new/code.py", "content": "def f():\n    pass\n", "language": "python",

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from control.providers.base import MACHINE_TOKEN_ENV, MachineSpec, ProviderError, ResourceLimits
+from control.providers.base import MachineSpec, ProviderError, ResourceLimits
 from control.providers.fly import (
     CONTROL_PLANE_ENV,
     FlyProvider,
@@ -24,6 +24,7 @@ from control.providers.fly import (
 from control.providers.fly_api import FlyMachinesClient
 from stubs.fly.state import StubError, validate_guest
 from wire.errors import ValidationFailed
+from wire.protocol import MACHINE_TOKEN_ENV
 
 
 @pytest.mark.parametrize(("cpus", "memory", "expected"), [
@@ -95,8 +96,9 @@ def test_machine_config_is_private_tagged_and_free_of_secrets(provider: FlyProvi
     config = provider.machine_config(spec)
     assert config["image"] == "registry.fly.io/agents:v1"
     assert config["guest"] == {"cpu_kind": "shared", "cpus": 2, "memory_mb": 4096}
-    assert config["env"] == {"AGCLUSTER_SESSION_ID": "sess-1", MACHINE_TOKEN_ENV: "machine-token", "MAX_UPLOAD_MB": "50",
-                             CONTROL_PLANE_ENV: "control.internal"}  # the relay URL's host: who may call the agent
+    # CONTROL_PLANE_ENV is the relay URL's host: who may call the agent.
+    assert config["env"] == {"AGCLUSTER_SESSION_ID": "sess-1", MACHINE_TOKEN_ENV: "machine-token",
+                             "MAX_UPLOAD_MB": "50", CONTROL_PLANE_ENV: "control.internal"}
     assert config["metadata"] == {"agcluster_role": "session-machine", "agcluster_session": "sess-1",
                                   "agcluster_agent": "agent-1"}
     assert config["services"] == []  # no public services: reached over 6PN only

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from control.providers import sandbox
-from control.providers.sandbox import MachineDirs, Sandbox, SANDBOX_UID_BASE
+from control.providers.sandbox import SANDBOX_UID_BASE, MachineDirs, Sandbox
 
 
 def argv_for(tmp_path: Path, **changes: object) -> list[str]:

@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from control import metrics
 from control.app import create_app
-from control.secrets import hash_key
 from control.relay.routes import PEER_ENVIRON
+from control.secrets import hash_key
 from control.session_status import SessionStatus
 from control.settings import from_env
 from control.store import SessionRow, Store
@@ -52,7 +52,8 @@ def scrape(app: Flask) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return out
 
 
-def insert_session(store: Store, status: SessionStatus, provider: str = "local", key: str = "sk-ant-test-key-123") -> str:
+def insert_session(store: Store, status: SessionStatus, provider: str = "local",
+                   key: str = "sk-ant-test-key-123") -> str:
     session_id = str(uuid.uuid4())
     salt, digest = hash_key(key)
     now = time.time()
@@ -102,7 +103,8 @@ def test_feeding_functions_move_their_series() -> None:
     metrics.count_event("not-a-real-type")  # unknown types cannot create new series
     assert value("agcluster_events_relayed_total", type="other") == other + 1
 
-    down, up = value("agcluster_relay_bytes_total", direction="downstream"), value("agcluster_relay_bytes_total", direction="upstream")
+    down = value("agcluster_relay_bytes_total", direction="downstream")
+    up = value("agcluster_relay_bytes_total", direction="upstream")
     metrics.count_relay_bytes(100)
     metrics.count_relay_bytes(7, "upstream")
     assert value("agcluster_relay_bytes_total", direction="downstream") == down + 100
@@ -122,7 +124,7 @@ def test_feeding_functions_move_their_series() -> None:
 
 
 class _Service:
-    class provider:  # noqa: N801 - shaped like SessionService.provider
+    class provider:  # lower case: shaped like SessionService.provider
         name = "timed"
 
     @metrics.timed_launch
@@ -196,7 +198,8 @@ def test_relay_meters_bytes_and_tokens_from_the_models_answer(tmp_path: Path, mo
     body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64,
                        "messages": [{"role": "user", "content": "hello there"}]}).encode()
     tokens = {k: value("agcluster_tokens_total", kind=k) for k in metrics.TOKEN_KINDS}
-    down, up = value("agcluster_relay_bytes_total", direction="downstream"), value("agcluster_relay_bytes_total", direction="upstream")
+    down = value("agcluster_relay_bytes_total", direction="downstream")
+    up = value("agcluster_relay_bytes_total", direction="upstream")
 
     # The relay is an app of its own; its listener tells it which machine is calling.
     relay = ext.relay_app.test_client()

@@ -13,9 +13,8 @@ import pytest
 import schemathesis
 from flask import Flask
 
-from control import logs, metrics, openapi
+from control import __version__, logs, metrics, openapi
 from control.app import create_app
-from control import __version__
 from control.blueprints.docs import docs_bp
 from control.config_schema import AgentConfigSchema
 from control.schemas import ChatSchema, LaunchSchema, PermissionAnswerSchema
@@ -89,7 +88,8 @@ def test_operation_ids_are_unique_and_stable(doc: dict[str, Any]) -> None:
 
 def test_every_route_is_described_not_just_discovered(app: Flask) -> None:
     """A new route must say what it takes and returns: ``@describe(...)`` next to its view."""
-    undescribed = sorted(rule.endpoint for rule in app.url_map.iter_rules() if openapi.described(app, rule.endpoint) is None)
+    undescribed = sorted(rule.endpoint for rule in app.url_map.iter_rules()
+                         if openapi.described(app, rule.endpoint) is None)
     assert not undescribed, f"describe these views with control.openapi.describe: {undescribed}"
 
 
@@ -157,7 +157,8 @@ def test_streams_are_documented_as_event_streams(doc: dict[str, Any]) -> None:
 
 def test_auth_in_none_mode_is_the_launch_key(doc: dict[str, Any]) -> None:
     schemes = doc["components"]["securitySchemes"]
-    assert schemes["launchKey"] == {"type": "http", "scheme": "bearer", "description": schemes["launchKey"]["description"]}
+    assert schemes["launchKey"] == {"type": "http", "scheme": "bearer",
+                                    "description": schemes["launchKey"]["description"]}
     assert "agclusterToken" not in schemes
     assert doc["paths"]["/api/agents/sessions/{session_id}"]["get"]["security"] == [{"launchKey": []}]
     assert doc["paths"]["/api/agents/launch"]["post"]["security"] == []  # the key is in the body

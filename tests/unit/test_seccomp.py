@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from control.providers.seccomp import setid_filter, filter_fd
+from control.providers.seccomp import filter_fd, setid_filter
 
 BWRAP = shutil.which("bwrap")
 SCRIPT = """

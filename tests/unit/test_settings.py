@@ -42,7 +42,8 @@ def test_sizes() -> None:
         "https://a.example", "http://localhost:3000")
 
 
-def test_bad_setting_stops_the_cli_with_the_name(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_setting_stops_the_cli_with_the_name(capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from control import cli
 
     monkeypatch.setenv("API_PORT", "nope")

@@ -193,7 +193,7 @@ ESCAPES = [
 ]
 
 
-@pytest.mark.parametrize("rel", ESCAPES + ["passwd", "proc_env", "loop", "outdir", "../outside/secret.txt"])
+@pytest.mark.parametrize("rel", [*ESCAPES, "passwd", "proc_env", "loop", "outdir", "../outside/secret.txt"])
 def test_reads_never_escape(layout: tuple[Workspace, Path, Path], rel: str) -> None:
     ws, _, outside = layout
     before = _snapshot(outside)
