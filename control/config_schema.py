@@ -96,12 +96,12 @@ def _check_tool(name: str) -> None:
                           "or mcp__<server>__<tool>")
 
 
-class ToolList(fields.List):
+class ToolList(fields.List[str]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(fields.String(validate=_check_tool), validate=validate.Length(max=100), **kwargs)
 
 
-class SizeField(fields.Field):
+class SizeField(fields.Field[str]):
     """``"4g"``, ``"512m"`` or a number of bytes; kept as given."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
@@ -137,7 +137,7 @@ class SystemPromptPreset(_Strict):
     append = fields.String(validate=validate.Length(max=MAX_PROMPT))
 
 
-class SystemPromptField(fields.Field):
+class SystemPromptField(fields.Field[str | dict[str, Any]]):
     """A replacement prompt (string), or Claude Code's own prompt plus an ``append``."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
@@ -164,7 +164,8 @@ class McpServerSchema(_Strict):
 
     @validates_schema
     def _by_type(self, data: dict[str, Any], **kwargs: Any) -> None:
-        errors: dict[str, list[str]] = {}
+        # A list of messages per field, or per key for env and headers.
+        errors: dict[str, list[str] | dict[str, list[str]]] = {}
         if data.get("type", "stdio") == "stdio":
             if not data.get("command"):
                 errors["command"] = ["required for stdio servers"]
@@ -177,23 +178,23 @@ class McpServerSchema(_Strict):
             for name in ("command", "args", "env"):
                 if name in data:
                     errors[name] = ["sse/http servers take url/headers, not command/args/env"]
-        env_errors = {}
+        env_errors: dict[str, list[str]] = {}
         for key, value in (data.get("env") or {}).items():
             if reserved_env(key):
                 env_errors[key] = [f"{key} is reserved and cannot be set"]
             elif value and SECRET_NAME.search(key):
                 env_errors[key] = ["looks like a credential: declare it with null and supply it at launch in mcp_env"]
         if env_errors:
-            errors["env"] = env_errors  # type: ignore[assignment]
-        header_errors = {}
+            errors["env"] = env_errors
+        header_errors: dict[str, list[str]] = {}
         for name, value in (data.get("headers") or {}).items():
             secret = name.lower() in SECRET_HEADERS or SECRET_NAME.search(name)
             if secret and value and not PLACEHOLDER.search(value):
                 header_errors[name] = ["looks like a credential: use null or a ${VAR} placeholder filled by mcp_env"]
         if header_errors:
-            errors["headers"] = header_errors  # type: ignore[assignment]
+            errors["headers"] = header_errors
         if errors:
-            raise ValidationError(errors)  # type: ignore[arg-type]
+            raise ValidationError(errors)
 
 
 class SubAgentSchema(_Strict):
@@ -258,14 +259,14 @@ class AgentConfigSchema(_Strict):
 
     @validates("env")
     def _env(self, value: dict[str, str], **kwargs: Any) -> None:
-        errors = {}
+        errors: dict[str, list[str]] = {}
         for key in value:
             if reserved_env(key):
                 errors[key] = [f"{key} is reserved and cannot be set"]
             elif SECRET_NAME.search(key):
                 errors[key] = ["env is for non-secret settings; credentials go to an MCP server's env via mcp_env"]
         if errors:
-            raise ValidationError(errors)  # type: ignore[arg-type]
+            raise ValidationError(errors)
 
     @validates("agents")
     def _agent_names(self, value: dict[str, Any], **kwargs: Any) -> None:
@@ -322,7 +323,7 @@ def error_paths(messages: Any, schema: Schema | None = None) -> Any:
     return out
 
 
-def _clean_field(field: fields.Field | None, value: Any) -> Any:
+def _clean_field(field: fields.Field[Any] | None, value: Any) -> Any:
     if isinstance(field, fields.Nested) and isinstance(value, dict):
         return error_paths(value, field.schema)
     if isinstance(field, fields.Dict) and isinstance(value, dict):

@@ -105,9 +105,10 @@ class ConfigCatalog:
     def validate(self, raw: Any) -> dict[str, Any]:
         """The normalised config, or a 400 whose details mirror the config's shape."""
         try:
-            return AgentConfigSchema().load(raw)
+            config: dict[str, Any] = AgentConfigSchema().load(raw)
         except ValidationError as exc:
             raise ValidationFailed("the config is not valid", details=_details(exc)) from None
+        return config
 
     def validate_inline(self, raw: Any) -> dict[str, Any]:
         """A config given at launch: valid, and not pretending to be a preset."""

@@ -16,7 +16,7 @@ from gunicorn.app.base import BaseApplication
 from control.settings import Settings
 
 
-class ControlPlaneServer(BaseApplication):  # type: ignore[misc]
+class ControlPlaneServer(BaseApplication):
     def __init__(self, settings: Settings, binds: list[str]) -> None:
         self.settings = settings
         self.binds = binds

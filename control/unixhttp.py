@@ -43,7 +43,7 @@ class _Connection(HTTPConnection):
 
 
 class _Pool(HTTPConnectionPool):
-    ConnectionCls = _Connection  # type: ignore[assignment]
+    ConnectionCls = _Connection
 
 
 class UnixAdapter(HTTPAdapter):

@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from flask_sock import Sock
+from simple_websocket import Server
 
 from control.auth import current_caller, socket_caller
 from control.context import ctx
@@ -38,13 +39,13 @@ def answer_permission(session_id: str, request_id: str) -> Response:
     return jsonify(request_id=request_id, decision=body["decision"])
 
 
-@sock.route("/<session_id>/ws", bp=live_bp)  # type: ignore[untyped-decorator]  # copies the description below
+@sock.route("/<session_id>/ws", bp=live_bp)  # copies the description below
 @describe("WebSocket live channel (events out; send, interrupt, permission answers in)", status=101, media=(),
           response_description="Switching Protocols", auth="socket", errors=(400,),
           description="A GET with the WebSocket upgrade headers. The first client message authenticates: "
                       "{\"api_key\": \"...\", \"after\": SEQ} (browsers cannot set headers on a WebSocket); "
                       "then {type: send|interrupt|permission, ...}.")
-def channel(ws: Any, session_id: str) -> None:
+def channel(ws: Server, session_id: str) -> None:
     """First message authenticates: ``{"api_key", "after"}``, plus ``"token"`` (an
     AgCluster token) in AUTH_MODE=token."""
     service = ctx().sessions
@@ -78,7 +79,7 @@ def channel(ws: Any, session_id: str) -> None:
         closed.set()
 
 
-def _handle(ws: Any, grant: Grant, message: dict[str, Any]) -> None:
+def _handle(ws: Server, grant: Grant, message: dict[str, Any]) -> None:
     turns = ctx().sessions.turns
     kind = message.get("type")
     try:

@@ -301,7 +301,8 @@ class Lease:
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Lease:
-        inner = data.get("data") if isinstance(data.get("data"), dict) else data
+        nested = data.get("data")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else data
         return cls(nonce=str(inner.get("nonce") or ""), expires_at=int(inner.get("expires_at") or 0),
                    owner=str(inner.get("owner") or ""), description=str(inner.get("description") or ""),
                    version=str(inner.get("version") or ""))

@@ -200,7 +200,7 @@ def _own_groups() -> dict[str, str]:
 def _detect() -> tuple[str, dict[str, Path]]:
     """The cgroup mode and, per controller ("" for v2), the group machines go under."""
     own = _own_groups()
-    v1 = {}
+    v1: dict[str, Path] = {}
     for controller in ("memory", "cpu", "pids"):
         mount = CGROUP_ROOT / controller
         if controller in own and (mount / "cgroup.procs").exists():

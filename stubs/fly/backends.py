@@ -395,6 +395,7 @@ class DockerBackend:
         cpus = min(float(spec.cpus), float(os.cpu_count() or 1))
         mounts = [self._types.Mount(path, self._volume(volume_id), type="volume", no_copy=True)
                   for volume_id, path in spec.mounts]
+        endpoints = {self.network_name: api.create_endpoint_config(ipv6_address=spec.private_ip)}
         try:
             created = api.create_container(
                 spec.image, name=self._name(spec.machine_id), hostname=spec.machine_id, environment=spec.env,
@@ -403,8 +404,7 @@ class DockerBackend:
                                                    memswap_limit=f"{spec.memory_mb}m",
                                                    nano_cpus=int(cpus * 1e9), mounts=mounts,
                                                    network_mode=self.network_name),
-                networking_config=api.create_networking_config(
-                    {self.network_name: api.create_endpoint_config(ipv6_address=spec.private_ip)}),
+                networking_config=api.create_networking_config(endpoints),  # type: ignore[arg-type]  # docker-py takes {network: EndpointConfig}
             )
             api.start(created["Id"])
             return self.client.containers.get(created["Id"])
@@ -445,7 +445,7 @@ class DockerBackend:
         return int(result.exit_code or 0), (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
 
     def close(self) -> None:
-        selector = {"label": f"stubs.fly={self.label}"}
+        selector: dict[str, str | list[str] | bool] = {"label": f"stubs.fly={self.label}"}
         # Best effort at shutdown: whatever one removal raises, the others still run.
         for container in self.client.containers.list(all=True, filters=selector):
             with contextlib.suppress(Exception):

@@ -122,8 +122,8 @@ def dispatch(state: FlyState, action: str, app: str, machine_id: str | None, key
     mid = machine_id or ""
     if action == "list":
         metadata = {k[len("metadata."):]: v for k, v in args.items() if k.startswith("metadata.")}
-        return 200, state.list(app, metadata=metadata, region=args.get("region"),
-                               include_deleted=args.get("include_deleted", "").lower() in ("1", "true"))
+        return 200, state.list_machines(app, metadata=metadata, region=args.get("region"),
+                                        include_deleted=args.get("include_deleted", "").lower() in ("1", "true"))
     if action == "create":
         return 200, state.create(app, body, owner)
     if action == "get":

@@ -214,7 +214,7 @@ class FlyState:
                        int(guest["memory_mb"]), mounts)
 
     # ------------------------------------------------------------------ machines
-    def list(self, app: str, *, metadata: dict[str, str], region: str | None,
+    def list_machines(self, app: str, *, metadata: dict[str, str], region: str | None,
              include_deleted: bool) -> list[dict[str, Any]]:
         with self.lock:
             found = []
