@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ class ControlPlane(ControlPlaneProcess):
     def chat_events(self, session_id: str, key: str, message: str, **headers: str) -> list[dict[str, Any]]:
         return list(self.chat_stream(session_id, key, message, **headers))
 
-    def chat_stream(self, session_id: str, key: str, message: str, **headers: str) -> Iterator[dict[str, Any]]:
+    def chat_stream(self, session_id: str, key: str, message: str,
+                    **headers: str) -> Generator[dict[str, Any], None, None]:
         resp = requests.post(f"{self.url}/api/agents/{session_id}/chat", json={"message": message}, stream=True,
                              headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream", **headers},
                              timeout=(5, 300))
@@ -50,6 +51,13 @@ class ControlPlane(ControlPlaneProcess):
     def delete(self, path: str, key: str | None = None) -> requests.Response:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return requests.delete(f"{self.url}{path}", headers=headers, timeout=60)
+
+
+def receive_json(ws: Any, timeout: float) -> Any:
+    """The next WebSocket message, decoded; a test fails here if none comes in time."""
+    raw = ws.receive(timeout=timeout)
+    assert raw is not None, f"no WebSocket message in {timeout}s"
+    return json.loads(raw)
 
 
 def types(events: list[dict[str, Any]]) -> list[str]:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 KEY = "sk-ant-api03-" + secrets.token_hex(24)
 
 
-def expect(locator):  # type: ignore[no-untyped-def]
+def expect(locator):
     from playwright.sync_api import expect as _expect
 
     return _expect(locator)
@@ -253,7 +253,7 @@ def test_reload_mid_turn_resumes_with_last_event_id(dashboard: Dashboard, model:
     board.assert_clean()
 
 
-def test_phone_width(browser, control_plane: ControlPlane) -> None:  # type: ignore[no-untyped-def]
+def test_phone_width(browser, control_plane: ControlPlane) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     context.set_default_timeout(60_000)
     board = Dashboard(context.new_page(), control_plane.url, "phone")

@@ -33,7 +33,7 @@ ALICE_KEY = "sk-ant-api03-" + secrets.token_hex(24)
 TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
-def expect(locator):  # type: ignore[no-untyped-def]
+def expect(locator):
     from playwright.sync_api import expect as _expect
 
     return _expect(locator)

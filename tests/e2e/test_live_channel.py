@@ -9,7 +9,7 @@ import pytest
 import simple_websocket
 
 from stubs.anthropic import StubAnthropic
-from tests.support import ControlPlane, dump
+from tests.support import ControlPlane, dump, receive_json
 
 ASKING = {"id": "asks-first", "name": "Asks first", "allowed_tools": ["Bash", "Read"], "permission_mode": "default"}
 
@@ -60,7 +60,7 @@ def test_websocket_channel_sends_answers_and_streams(control_plane: ControlPlane
         ws.send(json.dumps({"type": "send", "message": "run: touch ws.txt && echo via-websocket"}))
         events = []
         while True:
-            event = json.loads(ws.receive(timeout=120))
+            event = receive_json(ws, 120)
             if event["type"] == "keepalive":
                 continue
             events.append(event)
@@ -71,13 +71,13 @@ def test_websocket_channel_sends_answers_and_streams(control_plane: ControlPlane
                 break
         assert "via-websocket" in next(e for e in events if e["type"] == "tool_result")["output"], dump(events)
         ws.send(json.dumps({"type": "bogus"}))
-        error = json.loads(ws.receive(timeout=30))
+        error = receive_json(ws, 30)
         assert error["type"] == "error" and error["code"] == "validation_error"
     finally:
         ws.close()
     wrong = simple_websocket.Client(f"ws://127.0.0.1:{control_plane.port}/api/agents/{sid}/ws")
     wrong.send(json.dumps({"api_key": "sk-ant-wrong-key-000"}))
-    refused = json.loads(wrong.receive(timeout=30))
+    refused = receive_json(wrong, 30)
     assert refused["type"] == "error" and refused["code"] == "forbidden"
     with pytest.raises(simple_websocket.ConnectionClosed):
         wrong.receive(timeout=30)

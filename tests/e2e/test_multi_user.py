@@ -8,13 +8,14 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import simple_websocket
 
 from stubs.anthropic import StubAnthropic
-from tests.support import ROOT, ControlPlane, dump
+from tests.support import ROOT, ControlPlane, dump, receive_json
 
 
 def cli(data_dir: Path, *args: str) -> str:
@@ -64,7 +65,7 @@ def test_every_route_refuses_the_wrong_user(team) -> None:
     chat = alice.call("POST", f"/api/agents/{sid}/chat", json={"message": "run: echo owned > mine.txt"})
     assert chat.status_code == 200 and not chat.json()["errors"], chat.text
 
-    routes = [
+    routes: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", f"/api/agents/sessions/{sid}", {}), ("DELETE", f"/api/agents/sessions/{sid}", {}),
         ("POST", f"/api/agents/{sid}/chat", {"json": {"message": "hi"}}), ("POST", f"/api/agents/{sid}/interrupt", {}),
         ("GET", f"/api/agents/sessions/{sid}/events", {}), ("GET", f"/api/agents/sessions/{sid}/export", {}),
@@ -88,7 +89,7 @@ def test_every_route_refuses_the_wrong_user(team) -> None:
 
     ws = simple_websocket.Client(f"ws://127.0.0.1:{cp.port}/api/agents/{sid}/ws")
     ws.send(json.dumps({"token": tokens["bob"]}))
-    assert json.loads(ws.receive(timeout=30))["code"] == "not_found"
+    assert receive_json(ws, 30)["code"] == "not_found"
     with pytest.raises(simple_websocket.ConnectionClosed):  # and the server closed the socket
         ws.receive(timeout=30)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -49,12 +50,12 @@ def fly(stub: StubFly) -> Iterator[StubFly]:
     assert volumes == [], "volumes leaked"
 
 
-def make_provider(stub: StubFly, **kwargs: object) -> FlyProvider:
+def make_provider(stub: StubFly, **kwargs: Any) -> FlyProvider:
     # Real pacing (Fly's documented limits); quick retries so storms do not take long.
     api = FlyMachinesClient(APP, TOKEN, stub.url, retry=RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.2))
-    options = {"image": "agcluster/agent:latest", "relay_url": "http://127.0.0.1:9/relay", "start_timeout": 90.0,
-               "lease_wait": 10.0, **kwargs}
-    return FlyProvider(api, **options)  # type: ignore[arg-type]
+    options: dict[str, Any] = {"image": "agcluster/agent:latest", "relay_url": "http://127.0.0.1:9/relay",
+                               "start_timeout": 90.0, "lease_wait": 10.0, **kwargs}
+    return FlyProvider(api, **options)
 
 
 @pytest.fixture()
@@ -91,6 +92,11 @@ def live_volumes(fly: StubFly) -> list[dict]:
     return [v for v in fly.volumes() if v["state"] not in ("pending_destroy", "destroyed")]
 
 
+def state_of(provider: FlyProvider, machine_id: str) -> str | None:
+    machine = provider.inspect(machine_id)
+    return machine.state if machine else None
+
+
 def run(provider: FlyProvider, machine_id: str, script: str) -> str:
     result = provider.api.exec_machine(machine_id, ["sh", "-c", script])
     assert result.exit_code == 0, result.stderr
@@ -107,7 +113,7 @@ def test_start_suspend_resume_destroy(fly: StubFly, provider: FlyProvider) -> No
     machine = provider.start(spec())
     assert machine.url == f"http://{fly.machine(machine.machine_id)['private_ip']}:8080"
     assert health(machine.url)["status"] == "ok"
-    assert provider.inspect(machine.machine_id).state == "started"
+    assert state_of(provider, machine.machine_id) == "started"
     assert [m.machine_id for m in provider.list_machines()] == [machine.machine_id]
     [volume] = live_volumes(fly)
     assert volume["name"] == volume_name(KEY) and volume["size_gb"] == 3 and volume["region"] == "ord"
@@ -214,7 +220,7 @@ def test_an_agent_that_dies_leaves_a_stopped_machine_that_can_be_resumed(fly: St
     fly.backend.stop(fly.state.machines[machine.machine_id].handle, "SIGKILL", 0)  # the agent crashes
     provider.api.wait_machine(machine.machine_id, "stopped", version=fly.machine(machine.machine_id)["instance_id"],
                               timeout=30)
-    assert provider.inspect(machine.machine_id).state == "stopped"  # restart policy "no": nobody restarts it
+    assert state_of(provider, machine.machine_id) == "stopped"  # restart policy "no": nobody restarts it
     assert health(provider.resume(machine.machine_id).url)["status"] == "ok"
     provider.destroy(machine.machine_id)
 

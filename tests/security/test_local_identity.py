@@ -72,7 +72,7 @@ def test_data_dir_and_workspaces_are_private(agent: Agent) -> None:
     assert nobody.returncode != 0 and "Permission denied" in nobody.stderr
 
 
-def test_machines_cannot_touch_each_other(local_cp, agent: Agent) -> None:  # type: ignore[no-untyped-def]
+def test_machines_cannot_touch_each_other(local_cp, agent: Agent) -> None:
     from tests.security.conftest import launch
 
     other = launch(local_cp)

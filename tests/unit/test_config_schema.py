@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from claude_agent_sdk import ClaudeAgentOptions
 from marshmallow import ValidationError
 
 from control.config_schema import (
@@ -46,6 +47,23 @@ PRESET_SPEC = {
 
 def load(config: Any) -> dict[str, Any]:
     return AgentConfigSchema().load(config)
+
+
+# The SDK's option fields are unions (a path, a preset, None); these configs always give the
+# plain form, and the assertions below read it as such.
+def agents(options: ClaudeAgentOptions) -> dict[str, Any]:
+    assert options.agents is not None
+    return options.agents
+
+
+def servers(options: ClaudeAgentOptions) -> dict[str, Any]:
+    assert isinstance(options.mcp_servers, dict)
+    return options.mcp_servers
+
+
+def tools(options: ClaudeAgentOptions) -> list[str]:
+    assert isinstance(options.tools, list)
+    return options.tools
 
 
 @pytest.fixture()
@@ -158,7 +176,7 @@ def test_disallowed_and_subagent_tools_use_the_same_mapping() -> None:
                                          "model": "haiku"}}})
     options = build_options(config, CTX)
     assert options.disallowed_tools[:5] == ["Agent", *TODO_FAMILY]
-    helper = options.agents["helper"]
+    helper = agents(options)["helper"]
     assert helper.tools == ["Read", *TODO_FAMILY] and helper.model == "haiku" and helper.prompt == "p"
 
 
@@ -166,7 +184,7 @@ def test_sub_agents_within_the_main_tools_need_no_main_agent() -> None:
     config = load({**BASE, "allowed_tools": ["Read", "Grep", "Task"],
                    "agents": {"helper": {"description": "d", "prompt": "p", "tools": ["Read"]}}})
     options = build_options(config, CTX)
-    assert options.tools == ["Read", "Grep", "Agent"] and set(options.agents) == {"helper"}
+    assert options.tools == ["Read", "Grep", "Agent"] and set(agents(options)) == {"helper"}
     assert options.extra_args == {} and effective_summary(options)["main_agent"] is None
 
 
@@ -177,7 +195,7 @@ def test_sub_agents_with_more_tools_get_them_and_the_main_thread_does_not() -> N
                    "agents": {"backend": {"description": "d", "prompt": "p", "tools": ["Read", "Write", "Bash"],
                                           "model": "sonnet"}}})
     options = build_options(config, CTX)
-    main = options.agents[MAIN_AGENT]
+    main = agents(options)[MAIN_AGENT]
     main_tools = ["Agent", "Read", *TODO_FAMILY, *MCP_AUTO_ALLOWED]
     assert main.tools == [*main_tools, "mcp__fx"] and main.prompt == "" and main.model is None
     assert options.extra_args == {"agent": MAIN_AGENT}
@@ -224,19 +242,19 @@ def test_mcp_servers_get_their_launch_secrets() -> None:
     options = build_options(config, CTX,
                             mcp_env={"fx": {"FIXTURE_SECRET": "s3cret"}, "gh": {"GITHUB_TOKEN": "ghp_abc"}})
     # The server runs under `env -u ...`: it never inherits the relay token from the CLI.
-    assert options.mcp_servers["fx"] == {"type": "stdio", "command": "env",
+    assert servers(options)["fx"] == {"type": "stdio", "command": "env",
                                          "args": [*STRIPPED_FROM_MCP, "--", "/py", "s.py"],
                                          "env": {"FIXTURE_SECRET": "s3cret", "MODE": "test"}}
     assert "ANTHROPIC_API_KEY" in STRIPPED_FROM_MCP and "ANTHROPIC_BASE_URL" in STRIPPED_FROM_MCP
-    assert options.mcp_servers["gh"] == {"type": "http", "url": "https://example.com/mcp",
+    assert servers(options)["gh"] == {"type": "http", "url": "https://example.com/mcp",
                                          "headers": {"Authorization": "Bearer ghp_abc", "X-Plain": "yes"}}
-    assert options.tools[-2:] == MCP_AUTO_ALLOWED
+    assert tools(options)[-2:] == MCP_AUTO_ALLOWED
     assert {"mcp__fx", "mcp__gh", *MCP_AUTO_ALLOWED} <= set(options.allowed_tools)
     summary = json.dumps(effective_summary(options))
     assert "s3cret" not in summary and "ghp_abc" not in summary
     # Without mcp_env the header with an unfilled placeholder is left out, not sent half-empty.
     bare = build_options(config, CTX)
-    assert bare.mcp_servers["gh"]["headers"] == {"X-Plain": "yes"} and bare.mcp_servers["fx"]["env"] == {"MODE": "test"}
+    assert servers(bare)["gh"]["headers"] == {"X-Plain": "yes"} and servers(bare)["fx"]["env"] == {"MODE": "test"}
 
 
 # --- mcp_env at launch --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,12 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+def body(response: TestResponse) -> Any:
+    """The JSON answer; a test fails here, on what was sent instead, rather than on a None."""
+    assert response.is_json, response.data[:200]
+    return response.json
+
+
 def _upload(client: FlaskClient, files: list[tuple[bytes, str]], query: str = "") -> TestResponse:
     data = {"files": [(io.BytesIO(body), name) for body, name in files]}
     return client.post(f"/files/upload{query}", data=data, content_type="multipart/form-data")
@@ -86,11 +93,11 @@ def test_upload_tree_preview_raw_download_zip(client: FlaskClient, root: Path) -
                               ("caf\u00e9".encode(), "\u00fcber na\u00efve.txt")],
                      "?target_path=docs/new")
     assert answer.status_code == 200, answer.json
-    uploaded = answer.json["uploaded"]
+    uploaded = body(answer)["uploaded"]
     assert {"filename": "hello.txt", "path": "docs/new/hello.txt", "size": 6} in uploaded
     assert len(uploaded) == 6
 
-    tree = client.get("/files/tree").json
+    tree = body(client.get("/files/tree"))
     assert tree["root"] == "/workspace" and tree["truncated"] is False
     docs = next(n for n in tree["tree"] if n["name"] == "docs")
     assert docs["type"] == "directory"
@@ -99,7 +106,7 @@ def test_upload_tree_preview_raw_download_zip(client: FlaskClient, root: Path) -
     assert names == sorted(names, key=str.casefold)
     hello = next(c for c in new["children"] if c["name"] == "hello.txt")
     assert set(hello) == {"name", "path", "type", "size", "modified"} and hello["size"] == 6
-    sub_tree = client.get("/files/tree?path=docs/new&depth=1").json
+    sub_tree = body(client.get("/files/tree?path=docs/new&depth=1"))
     assert next(n["path"] for n in sub_tree["tree"]).startswith("docs/new/")
 
     preview = client.get("/files/content/docs/new/code.py")
@@ -150,7 +157,7 @@ def test_html_and_svg_never_render_as_this_origin(client: FlaskClient, root: Pat
     assert client.get("/files/content/data.xml?raw=1").headers["Content-Type"].startswith("text/plain")
     assert client.get("/files/content/app.js?raw=1").headers["Content-Type"].startswith("text/plain")
     preview = client.get("/files/content/page.html")
-    assert preview.is_json and preview.json["language"] == "html"
+    assert body(preview)["language"] == "html"
 
 
 @pytest.mark.parametrize("content_type, download, expected", [
@@ -174,16 +181,16 @@ def test_content_disposition_escapes_quotes() -> None:
 def test_preview_binary_and_cap(app: Flask, client: FlaskClient, root: Path) -> None:
     (root / "blob.dat").write_bytes(b"\x00\x01\x02")
     (root / "big.txt").write_text("a" * 100)
-    assert client.get("/files/content/blob.dat").json["binary"] is True
+    assert body(client.get("/files/content/blob.dat"))["binary"] is True
     app.config["PREVIEW_MAX_BYTES"] = 10
-    capped = client.get("/files/content/big.txt").json
+    capped = body(client.get("/files/content/big.txt"))
     assert capped["content"] == "a" * 10 and capped["truncated"] is True and capped["size"] == 100
 
 
 def test_overwrite_false_is_409_and_keeps_the_original(client: FlaskClient, root: Path) -> None:
     assert _upload(client, [(b"one", "a.txt")]).status_code == 200
     conflict = _upload(client, [(b"two", "a.txt")], "?overwrite=false")
-    assert conflict.status_code == 409 and conflict.json["error"]["code"] == "conflict"
+    assert conflict.status_code == 409 and body(conflict)["error"]["code"] == "conflict"
     assert (root / "a.txt").read_bytes() == b"one"
     assert _upload(client, [(b"two", "a.txt")], "?overwrite=true").status_code == 200
     assert (root / "a.txt").read_bytes() == b"two"
@@ -193,7 +200,7 @@ def test_overwrite_false_is_409_and_keeps_the_original(client: FlaskClient, root
 def test_too_big_is_413_and_leaves_nothing(app: Flask, client: FlaskClient, root: Path) -> None:
     app.config["MAX_UPLOAD_BYTES"] = 1000
     answer = _upload(client, [(b"ok", "small.txt"), (b"x" * 1001, "big.bin")], "?target_path=in")
-    assert answer.status_code == 413 and answer.json["error"]["code"] == "too_large"
+    assert answer.status_code == 413 and body(answer)["error"]["code"] == "too_large"
     assert not (root / "in" / "big.bin").exists()
     assert not (root / "in" / "small.txt").exists()  # a request is all or nothing
     assert _temp_files(root) == []
@@ -235,7 +242,7 @@ def test_tree_parameters(client: FlaskClient) -> None:
     assert client.get("/files/tree?depth=x").status_code == 400
     assert client.get("/files/tree?path=missing").status_code == 404
     assert client.get("/files/tree?path=sub/keep.txt").status_code == 400
-    shallow = client.get("/files/tree?depth=1").json
+    shallow = body(client.get("/files/tree?depth=1"))
     assert all("children" not in n for n in shallow["tree"])
 
 
@@ -243,7 +250,7 @@ def test_zip_streams_lazily_and_ignores_a_link_made_mid_way(client: FlaskClient,
     (root / "a_big.bin").write_bytes(os.urandom(512 * 1024))
     (root / "b.txt").write_text("plain b")
     response = client.get("/files/zip", buffered=False)
-    chunks = iter(response.response)
+    chunks = response.iter_encoded()
     received = [next(chunks)]
     (root / "b.txt").unlink()
     (root / "b.txt").symlink_to(root.parent / "outside" / "secret.txt")
@@ -318,11 +325,11 @@ def _assert_safe(response: TestResponse) -> None:
     assert SECRET not in response.data
     assert PASSWD_HEAD not in response.data
     if response.status_code != 308:
-        assert response.is_json and "error" in response.json
+        assert "error" in body(response)
 
 
 @pytest.fixture
-def outside_unchanged(root: Path):  # type: ignore[no-untyped-def]
+def outside_unchanged(root: Path) -> Iterator[None]:
     outside = root.parent / "outside"
     before = _snapshot(outside)
     passwd = Path("/etc/passwd").read_bytes()
@@ -417,7 +424,7 @@ def test_zip_slip_raw_multipart_names(client: FlaskClient, root: Path, dispositi
 
 def _assert_safe_or_inside(response: TestResponse, root: Path) -> None:
     if response.status_code == 200:
-        for item in response.json["uploaded"]:
+        for item in body(response)["uploaded"]:
             assert "/" not in item["filename"] and "\\" not in item["filename"]
             assert (root / item["path"]).parent == root
     else:

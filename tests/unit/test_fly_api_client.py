@@ -259,9 +259,9 @@ def test_a_5xx_on_volume_create_is_not_repeated_because_the_volume_may_exist() -
         script.client().create_volume("ws_x", size_gb=1)
     assert len(script.requests) == 1 and "Fly volume_create failed (HTTP 500)" in err.value.message
     script = Script(fly_error(404, "volume not found"))
-    with pytest.raises(FlyNotFound) as err:
+    with pytest.raises(FlyNotFound) as missing:
         script.client().destroy_volume("vol_abc")
-    assert "volume vol_abc" in err.value.message
+    assert "volume vol_abc" in missing.value.message
 
 
 def test_wait_refuses_states_fly_cannot_wait_for() -> None:

@@ -176,8 +176,13 @@ def test_machines_are_addressed_by_internal_name_when_it_resolves(provider: FlyP
 
     machine = FlyMachine(id="3d8d413b29d089", private_ip="fdaa:0:1::3")
     asked: list[str] = []
+
+    def resolver(name: str) -> bool:
+        asked.append(name)
+        return True
+
     on_fly = FlyProvider(provider.api, image="i", relay_url="http://control.internal:8001/relay", internal_dns=True,
-                         resolver=lambda name: asked.append(name) or True)
+                         resolver=resolver)
     assert on_fly._address(machine) == "http://3d8d413b29d089.vm.agents.internal:8080"
     assert asked == ["3d8d413b29d089.vm.agents.internal"]
     unresolved = FlyProvider(provider.api, image="i", relay_url="http://control.internal:8001/relay",

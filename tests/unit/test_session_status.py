@@ -25,7 +25,7 @@ LEGAL = {
 }
 
 
-def new_row(status: str = "starting") -> SessionRow:
+def new_row(status: SessionStatus = S.STARTING) -> SessionRow:
     salt, digest = hash_key("sk-ant-test-key-123")
     now = time.time()
     return SessionRow(id=str(uuid.uuid4()), agent_id="agent-x", config_id="code-assistant", config_json="{}",
@@ -62,7 +62,7 @@ def test_a_session_begins_as_starting() -> None:
 def test_the_store_writes_statuses_only_through_the_state_machine(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
     with pytest.raises(IllegalTransition):
-        store.insert_session(new_row("running"))
+        store.insert_session(new_row(S.RUNNING))
     row = new_row()
     store.insert_session(row)
     with pytest.raises(ValueError):

@@ -131,7 +131,7 @@ def test_root_refused_where_a_file_is_needed() -> None:
     with pytest.raises(ValidationFailed):
         split_path("", allow_root=False)
     with pytest.raises(ValidationFailed):
-        split_path(None)  # type: ignore[arg-type]
+        split_path(None)
     assert len("/".join(["abcdefg"] * 512).encode()) == MAX_PATH_BYTES - 1
     assert len(split_path("/".join(["abcdefg"] * 120))) == 120
 
