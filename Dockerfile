@@ -24,7 +24,7 @@ RUN set -eu; \
 WORKDIR /ui
 COPY static_ui/package.json static_ui/package-lock.json ./
 RUN set -eu; \
-    npm ci --no-audit --no-fund --ignore-scripts ${AGC_NPM_REGISTRY:+--registry=$AGC_NPM_REGISTRY}; \
+    npm ci --omit=dev --no-audit --no-fund --ignore-scripts ${AGC_NPM_REGISTRY:+--registry=$AGC_NPM_REGISTRY}; \
     test -d node_modules/marked && test -d node_modules/dompurify
 
 FROM ${BASE_IMAGE}

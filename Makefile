@@ -36,10 +36,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not docker and not browser" tests/unit tests/integration
 
-# ruff and mypy read their settings from pyproject.toml.
+# ruff and mypy read their settings from pyproject.toml, ESLint from static_ui/eslint.config.mjs.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	cd static_ui && node_modules/.bin/eslint .
 
 images:
 	bash scripts/build-images.sh

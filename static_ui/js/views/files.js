@@ -211,7 +211,7 @@ export class FilesPanel {
       const i = rows.indexOf(row);
       const path = row.dataset.path;
       const entry = this.entries.get(path);
-      let next = null;
+      let next;
       if (e.key === "ArrowDown") next = rows[i + 1];
       else if (e.key === "ArrowUp") next = rows[i - 1];
       else if (e.key === "Home") next = rows[0];
