@@ -20,7 +20,7 @@ def install(app: Flask, cors_origins: tuple[str, ...], allowed_hosts: tuple[str,
     hosts = frozenset(allowed_hosts)
 
     @app.before_request
-    def _host():  # type: ignore[no-untyped-def]
+    def _host() -> Response | None:
         # DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 still
         # sends "Host: evil.example". A loopback-bound server answers only to its own names.
         if hosts and host_name(request.host) not in hosts:
@@ -47,7 +47,7 @@ def install(app: Flask, cors_origins: tuple[str, ...], allowed_hosts: tuple[str,
         return resp
 
     @app.before_request
-    def _preflight():  # type: ignore[no-untyped-def]
+    def _preflight() -> Response | None:
         if request.method == "OPTIONS":
             return Response(status=204 if request.headers.get("Origin") in allowed else 403)
         return None

@@ -55,7 +55,8 @@ class EventConverter:
             )]
         if isinstance(message, SystemMessage) and message.subtype == "init":
             self.claude_session_id = message.data.get("session_id") or self.claude_session_id
-            self.init_info = {k: message.data.get(k) for k in ("tools", "agents", "mcp_servers", "model", "permissionMode")}
+            self.init_info = {k: message.data.get(k)
+                              for k in ("tools", "agents", "mcp_servers", "model", "permissionMode")}
         return []
 
     def _event(self, type_: str, **fields: Any) -> dict[str, Any]:
@@ -74,7 +75,8 @@ class EventConverter:
         events: list[dict[str, Any]] = []
         parent = message.parent_tool_use_id
         if message.error:
-            events.append(self._event("error", code=f"model_{message.error}", message=_first_text(message) or str(message.error)))
+            events.append(self._event("error", code=f"model_{message.error}",
+                                      message=_first_text(message) or str(message.error)))
             return events
         for block in message.content:
             if isinstance(block, TextBlock):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -180,7 +180,7 @@ class _MultipartReader:
     which spools every file before the view runs.
     """
 
-    def __init__(self, stream: BinaryIO, boundary: bytes, limit: int) -> None:
+    def __init__(self, stream: IO[bytes], boundary: bytes, limit: int) -> None:
         self._stream = stream
         self._limit = limit
         self._read = 0

@@ -37,7 +37,7 @@ class MachineContext:
     relay_token: str
 
 
-def build_options(config: dict[str, Any], ctx: MachineContext, *, mcp_env: dict[str, str] | None = None,
+def build_options(config: dict[str, Any], ctx: MachineContext, *, mcp_env: dict[str, dict[str, str]] | None = None,
                   resume: str | None = None, stderr: Any = None, can_use_tool: Any = None) -> ClaudeAgentOptions:
     allowed = list(config.get("allowed_tools") or [])
     builtin = [t for t in allowed if not t.startswith("mcp__")]
@@ -162,6 +162,13 @@ def _agents(agents: dict[str, Any]) -> dict[str, AgentDefinition] | None:
     }
 
 
+def _fill(template: str, values: dict[str, Any]) -> str | None:
+    """``template`` with each ``${VAR}`` replaced from ``values``; None if one is missing."""
+    if not all(var in values for var in _VAR.findall(template)):
+        return None
+    return _VAR.sub(lambda m: str(values[m.group(1)]), template)
+
+
 def _mcp_servers(servers: dict[str, Any], mcp_env: dict[str, Any]) -> dict[str, Any]:
     """Fill declared ``env``/``headers`` keys from the launch's secret ``mcp_env``.
 
@@ -170,7 +177,8 @@ def _mcp_servers(servers: dict[str, Any], mcp_env: dict[str, Any]) -> dict[str, 
     """
     result: dict[str, Any] = {}
     for name, spec in servers.items():
-        values = mcp_env.get(name) if isinstance(mcp_env.get(name), dict) else {}
+        given = mcp_env.get(name)
+        values: dict[str, Any] = given if isinstance(given, dict) else {}
         kind = spec.get("type", "stdio")
         if kind == "stdio":
             # The CLI starts MCP servers with its own environment, relay token included; a
@@ -191,9 +199,9 @@ def _mcp_servers(servers: dict[str, Any], mcp_env: dict[str, Any]) -> dict[str, 
                 template = values.get(header, default)
                 if template is None:
                     continue
-                wanted = _VAR.findall(str(template))
-                if all(var in values for var in wanted):
-                    headers[header] = _VAR.sub(lambda m: str(values[m.group(1)]), str(template))
+                filled = _fill(str(template), values)
+                if filled is not None:
+                    headers[header] = filled
             if headers:
                 entry["headers"] = headers
         result[name] = entry

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import queue
 import signal
@@ -107,7 +108,7 @@ class AgentRunner:
             self._options = replace(
                 build_options(config, ctx, mcp_env=mcp_env, resume=resume, stderr=self._stderr.append,
                               can_use_tool=self._can_use_tool if asks else None),
-                session_store=self._store,
+                session_store=self._store,  # type: ignore[arg-type]  # the SDK's Protocol lists optional methods too
             )
             client = ClaudeSDKClient(self._options)
             self._submit(client.connect(), timeout=120)
@@ -139,7 +140,12 @@ class AgentRunner:
         future = self._permission_waiters.get(request_id)
         if future is None:
             raise NotFound(f"no pending permission request {request_id!r}")
-        self._loop.call_soon_threadsafe(lambda: future.done() or future.set_result((decision, message)))
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result((decision, message))
+
+        self._loop.call_soon_threadsafe(resolve)
 
     async def _can_use_tool(self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext) -> Any:
         """Ask the user through the event stream; silence past the timeout is a denial."""
@@ -154,7 +160,7 @@ class AgentRunner:
                                         tool_name=tool_name, input=tool_input, tool_use_id=context.tool_use_id))
         try:
             decision, message = await asyncio.wait_for(future, PERMISSION_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             decision, message = "deny", "No answer from the user in time; the tool call was denied."
         finally:
             self._permission_waiters.pop(request_id, None)
@@ -168,16 +174,13 @@ class AgentRunner:
 
     def shutdown(self) -> None:
         """Stop the CLI (the SDK flushes the transcript mirror on disconnect), then the loop."""
+        # Best effort at exit: whatever a step raises, the next still runs.
         if self._client is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._submit(self._client.disconnect(), timeout=10)
-            except Exception:  # noqa: BLE001 - best effort at exit
-                pass
         if self._store is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._submit(self._store.close(), timeout=5)
-            except Exception:  # noqa: BLE001
-                pass
         self._loop.call_soon_threadsafe(self._loop.stop)
 
     async def _run_turn(self, message: str, events: queue.Queue[Any]) -> None:
@@ -249,8 +252,9 @@ def _kill_strays() -> None:
 
 
 def _import_sdk() -> None:
-    import machine_agent.convert  # noqa: F401 - imports the SDK
-    import machine_agent.options  # noqa: F401
+    # Imported for what importing them costs (the SDK), not for a name.
+    import machine_agent.convert
+    import machine_agent.options  # noqa: F401 - see above
     from machine_agent import session_store
 
     session_store.prepare()

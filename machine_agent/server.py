@@ -19,6 +19,7 @@ authenticated per request by the app), so it has no worker limits or TLS.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -165,7 +166,7 @@ class _LengthBody(_Body):
         if self.remaining <= 0:
             return b""
         want = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        data = self._rfile.read(want)
+        data: bytes = self._rfile.read(want)
         self.remaining -= len(data)
         if len(data) < want:
             self.remaining = -1  # the peer went away mid-body
@@ -176,7 +177,7 @@ class _LengthBody(_Body):
         if self.remaining <= 0:
             return b""
         want = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        data = self._rfile.readline(want)
+        data: bytes = self._rfile.readline(want)
         self.remaining -= len(data)
         if not data:
             self.remaining = -1
@@ -241,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Parses with the standard library, then runs the app with WSGI 1.0 semantics."""
 
     protocol_version = "HTTP/1.1"
-    server: "Server"  # type: ignore[assignment]
+    server: Server  # type: ignore[assignment]  # always our Server; the stdlib declares a BaseServer
 
     def setup(self) -> None:
         self.connection = self.request
@@ -252,10 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile = self.connection.makefile("wb", 0)
 
     def handle(self) -> None:
-        try:
+        with contextlib.suppress(ConnectionError, TimeoutError):  # the peer left or went quiet: nothing to answer
             super().handle()
-        except (ConnectionError, TimeoutError, socket.timeout):
-            pass  # the peer left or went quiet: nothing to answer
 
     def handle_one_request(self) -> None:
         self.raw_requestline = self.rfile.readline(65537)
@@ -281,10 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         head = (f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\nDate: {_http_date()}\r\n\r\n")
-        try:
+        with contextlib.suppress(OSError):
             self.connection.sendall(head.encode("latin-1") + body)
-        except OSError:
-            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         """No access log: the control plane logs every call it makes."""
@@ -382,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
                 response.discard()
                 self.send_error(HTTPStatus.BAD_REQUEST, str(exc))
             self.close_connection = True
-        except (ConnectionError, TimeoutError, socket.timeout):
+        except (ConnectionError, TimeoutError):
             self.close_connection = True
         except Exception:  # noqa: BLE001 - the app already turns its own errors into JSON
             self.server.report_error(f"{self.command} {environ['PATH_INFO']}")
@@ -545,14 +542,12 @@ class Server:
 
     def _serve_connection(self, conn: socket.socket, peer: Any) -> None:
         try:
-            _Handler(conn, peer if isinstance(peer, tuple) else ("", 0), self)  # type: ignore[arg-type]
+            _Handler(conn, peer if isinstance(peer, tuple) else ("", 0), self)  # type: ignore[arg-type]  # not a socketserver, but all the handler asks of one
         except Exception:  # noqa: BLE001 - one connection's failure must not reach the others
             self.report_error("serving a connection")
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def request_started(self) -> None:
         with self._idle:

@@ -59,7 +59,8 @@ class ControlPlaneSessionStore:
     async def load(self, key: dict[str, Any]) -> list[dict[str, Any]] | None:
         resp = await self._client().post(f"{self._base}/load", json={"key": key})
         resp.raise_for_status()
-        return resp.json()["entries"]
+        entries: list[dict[str, Any]] | None = resp.json()["entries"]
+        return entries
 
     async def list_subkeys(self, key: dict[str, Any]) -> list[str]:
         resp = await self._client().post(f"{self._base}/subkeys", json={"key": key})

@@ -40,9 +40,9 @@ class TodoTracker:
             return True
         if name == "TaskCreate":
             content = str(tool_input.get("subject") or tool_input.get("content") or tool_input.get("description") or "")
-            task = _Task(content, "pending", str(tool_input.get("activeForm") or ""))
-            self.tasks.append(task)
-            self._pending_creates[tool_use_id] = task
+            created = _Task(content, "pending", str(tool_input.get("activeForm") or ""))
+            self.tasks.append(created)
+            self._pending_creates[tool_use_id] = created
             return True
         if name == "TaskUpdate":
             task = self._find(str(tool_input.get("taskId") or tool_input.get("id") or ""))

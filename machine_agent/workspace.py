@@ -40,9 +40,9 @@ import unicodedata
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, BinaryIO, ParamSpec, TypeVar
@@ -329,7 +329,7 @@ class StagedUpload:
 
     @property
     def path(self) -> str:
-        return "/".join(self.dir_parts + (self.filename,))
+        return "/".join((*self.dir_parts, self.filename))
 
 
 @dataclass
@@ -455,10 +455,8 @@ class Workspace:
 
     @staticmethod
     def _mkdir_quietly(dir_fd: int, name: str) -> None:
-        try:
+        with suppress(FileExistsError):
             os.mkdir(name, 0o755, dir_fd=dir_fd)
-        except FileExistsError:
-            pass
 
     def _link_target(self, stack: list[int], names: list[str], name: str, rel: str) -> list[str]:
         """The segments to walk instead of a symlink; resets to the root for absolute ones."""
@@ -481,7 +479,7 @@ class Workspace:
     @contextmanager
     def _directory(self, parts: tuple[str, ...], rel: str, *, create: bool = False) -> Iterator[int]:
         """A descriptor of the directory at ``parts`` (following inside links)."""
-        with self._locate(parts + ("",), rel, create_dirs=create) as located:
+        with self._locate((*parts, ""), rel, create_dirs=create) as located:
             yield located.dir_fd
 
     # ----------------------------------------------------------------- public: resolve
@@ -532,10 +530,10 @@ class Workspace:
                 if budget == 0:
                     return {"path": "/".join(parts), "tree": top, "truncated": True}
                 budget -= 1
-                node = _node(dir_parts + (name,), st)
+                node = _node((*dir_parts, name), st)
                 into.append(node)
                 if node["type"] == "directory" and level < depth:
-                    queue.append((dir_parts + (name,), node, level + 1))
+                    queue.append(((*dir_parts, name), node, level + 1))
         return {"path": "/".join(parts), "tree": top, "truncated": truncated}
 
     def _list(self, parts: tuple[str, ...], rel: str, *,
@@ -669,7 +667,7 @@ class Workspace:
 
     @staticmethod
     def _check_destination(dir_fd: int, name: str, dir_parts: tuple[str, ...], overwrite: bool) -> None:
-        path = "/".join(dir_parts + (name,))
+        path = "/".join((*dir_parts, name))
         try:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -770,7 +768,7 @@ class Workspace:
 # --------------------------------------------------------------------------- helpers
 
 def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 def _node(parts: tuple[str, ...], st: os.stat_result) -> dict[str, Any]:
@@ -804,7 +802,7 @@ def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
         while chunk := reader.read(CHUNK_SIZE):
             yield chunk
     else:
-        yield from stream  # type: ignore[misc]
+        yield from stream
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -827,10 +825,8 @@ def _write_temp(dir_fd: int, temp_name: str, chunks: Iterable[bytes], max_bytes:
         os.fsync(fd)
     except BaseException:
         os.close(fd)
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(temp_name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
         raise
     os.close(fd)
     return size
@@ -906,6 +902,10 @@ class _ChunkSink:
     def flush(self) -> None:
         return None
 
+    def close(self) -> None:
+        """ZipFile closes its file; what was collected stays for ``drain``."""
+        return None
+
     def pending(self) -> int:
         return len(self._buffer)
 
@@ -917,7 +917,7 @@ class _ChunkSink:
 
 def _zip_time(timestamp: float) -> tuple[int, int, int, int, int, int]:
     """ZIP timestamps only cover 1980..2107; clamp instead of failing mid-stream."""
-    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    moment = datetime.fromtimestamp(timestamp, UTC)
     if moment.year < 1980:
         return (1980, 1, 1, 0, 0, 0)
     if moment.year > 2107:
