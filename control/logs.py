@@ -60,6 +60,10 @@ class JsonFormatter(logging.Formatter):
                           ensure_ascii=False, default=str)
 
 
+class _JsonHandler(logging.StreamHandler[IO[str]]):
+    """The handler ``configure_logging`` installs, told apart from anyone else's by its class."""
+
+
 def configure_logging(level: int | str = "INFO", stream: IO[str] | None = None) -> logging.Handler:
     """Make the root logger (and gunicorn's, when present) write redacted JSON lines.
 
@@ -67,10 +71,9 @@ def configure_logging(level: int | str = "INFO", stream: IO[str] | None = None) 
     that builds the app twice does not print every line twice.
     """
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_agcluster_json", False)]:
+    for old in [h for h in root.handlers if isinstance(h, _JsonHandler)]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler._agcluster_json = True  # type: ignore[attr-defined]
+    handler = _JsonHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(REDACTOR)
     root.addHandler(handler)

@@ -81,7 +81,7 @@ def describe(summary: str, **kwargs: Any) -> Callable[[_V], _V]:
     op = Op(summary, **kwargs)
 
     def mark(view: _V) -> _V:
-        view._openapi = op  # type: ignore[attr-defined]
+        view._openapi = op  # type: ignore[attr-defined]  # a mark on the function; functools.wraps copies it
         return view
 
     return mark
@@ -229,7 +229,9 @@ def build(app: Flask) -> dict[str, Any]:
     plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec(title="AgCluster API", version=__version__, openapi_version="3.0.3", plugins=[plugin],
                    info={"description": _description(mode)})
-    plugin.converter.add_attribute_function(_custom_fields)  # type: ignore[union-attr]
+    if plugin.converter is None:  # APISpec(plugins=[plugin]) has just set it
+        raise RuntimeError("the marshmallow plugin was not initialised")
+    plugin.converter.add_attribute_function(_custom_fields)  # type: ignore[no-untyped-call]  # apispec leaves it unannotated
     for name, schema in (("SystemPromptPreset", SystemPromptPreset), ("AgentConfig", AgentConfigSchema),
                          ("Launch", LaunchSchema), ("Chat", ChatSchema), ("PermissionAnswer", PermissionAnswerSchema),
                          ("Error", ErrorSchema)):
@@ -288,7 +290,7 @@ def _exactly_one_config(spec: APISpec) -> None:
 
 def openapi_document(app: Flask | None = None) -> dict[str, Any]:
     """Built once per app, on first use, when every blueprint has been registered."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or current_app
     document = app.extensions.get("agcluster_openapi")
     if document is None:
         document = build(app)

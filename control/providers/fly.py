@@ -506,7 +506,7 @@ class FlyProvider(Provider):
             fresh = {normalize_ip(m.private_ip): (m.metadata.get(SESSION_KEY), listed_at) for m in machines
                      if m.private_ip and m.state not in GONE and m.host_ok and m.metadata.get(SESSION_KEY)}
             with self._peers_lock:
-                self._peers = {ip_: entry for ip_, entry in fresh.items() if ip_ and entry[0]}  # type: ignore[misc]
+                self._peers = {ip_: (session, at) for ip_, (session, at) in fresh.items() if ip_ and session}
                 self._peers_at = listed_at
         except FlyApiError as exc:
             log.warning("could not refresh the machine address map (%s)", exc.message)

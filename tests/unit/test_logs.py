@@ -153,7 +153,7 @@ def test_configure_logging_is_idempotent(sink: io.StringIO) -> None:
     second = io.StringIO()
     handler = logs.configure_logging("INFO", stream=second)
     try:
-        ours = [h for h in logging.getLogger().handlers if getattr(h, "_agcluster_json", False)]
+        ours = [h for h in logging.getLogger().handlers if type(h) is type(handler)]
         assert ours == [handler]
         logging.getLogger("agcluster.test").info("once")
         assert second.getvalue().count('"once"') == 1 and sink.getvalue() == ""

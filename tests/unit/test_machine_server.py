@@ -28,16 +28,16 @@ def _app() -> Flask:
     install_error_handlers(app)  # as the agent does: errors in the app are JSON too
 
     @app.post("/echo")
-    def echo():  # type: ignore[no-untyped-def]
+    def echo() -> dict[str, Any]:
         data = request.get_data()
         return {"length": len(data), "head": data[:16].decode(errors="replace")}
 
     @app.post("/ignore")
-    def ignore():  # type: ignore[no-untyped-def]
+    def ignore() -> dict[str, bool]:
         return {"ignored": True}
 
     @app.get("/stream")
-    def stream():  # type: ignore[no-untyped-def]
+    def stream() -> Response:
         def body() -> Iterator[bytes]:
             yield b"first"
             assert STEP.wait(10), "the client never saw the first chunk"
@@ -46,7 +46,7 @@ def _app() -> Flask:
         return Response(body(), mimetype="text/event-stream")
 
     @app.get("/boom-midway")
-    def boom_midway():  # type: ignore[no-untyped-def]
+    def boom_midway() -> Response:
         def body() -> Iterator[bytes]:
             yield b"partial"
             raise RuntimeError("secret-internal-detail")
@@ -54,7 +54,7 @@ def _app() -> Flask:
         return Response(body())
 
     @app.get("/path/<path:rest>")
-    def path(rest: str):  # type: ignore[no-untyped-def]
+    def path(rest: str) -> dict[str, Any]:
         return {"rest": rest, "query": request.args.to_dict()}
 
     return app
@@ -93,7 +93,7 @@ def _raw(address: tuple[str, int], payload: bytes) -> bytes:
     """Send raw bytes, read until the server closes the connection."""
     with socket.create_connection(address, timeout=10) as sock:
         sock.sendall(payload)
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             data = sock.recv(65536)
             if not data:

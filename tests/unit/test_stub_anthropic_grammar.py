@@ -10,7 +10,7 @@ from typing import Any
 from stubs.anthropic.conversation import MAIN, PROBE, SIDE, STRUCTURED, Conversation
 from stubs.anthropic.fill import fill
 from stubs.anthropic.grammar import HELP, MAX_RESULT_CHARS, plan_reply
-from stubs.anthropic.reply import Text, Thinking, ToolUse
+from stubs.anthropic.reply import Reply, Text, Thinking, ToolUse
 
 REMINDER = "<system-reminder>\nAttribution for git commits...\n</system-reminder>\n"
 TASK_CREATE_SCHEMA = {
@@ -24,6 +24,19 @@ TASK_CREATE_SCHEMA = {
     },
     "required": ["subject", "description"],
 }
+
+
+def text_of(reply: Reply) -> str:
+    """The first block's text (the reply is asserted to start with one)."""
+    block = reply.blocks[0]
+    assert isinstance(block, Text), reply
+    return block.text
+
+
+def tool_uses(reply: Reply) -> list[ToolUse]:
+    """The reply's blocks, asserted to be tool calls only."""
+    assert all(isinstance(b, ToolUse) for b in reply.blocks), reply
+    return [b for b in reply.blocks if isinstance(b, ToolUse)]
 
 
 def tool(name: str, schema: dict[str, Any] | None = None, deferred: bool = False) -> dict[str, Any]:
@@ -138,14 +151,14 @@ def test_tool_output_is_verbatim_but_truncated() -> None:
     call = ToolUse("Bash", {"command": "yes"})
     long_output = "y" * (MAX_RESULT_CHARS + 500)
     reply = plan_reply(Conversation(body("run: yes", after=tool_round(call, [{"type": "text", "text": long_output}]))))
-    text = reply.blocks[0].text  # type: ignore[union-attr]
+    text = text_of(reply)
     assert "y" * MAX_RESULT_CHARS in text and "500 more characters" in text
 
 
 def test_failed_tool_is_reported_as_failed() -> None:
     call = ToolUse("Bash", {"command": "false"})
     reply = plan_reply(Conversation(body("run: false", after=tool_round(call, "exit 1", is_error=True))))
-    assert "Bash failed" in reply.blocks[0].text  # type: ignore[union-attr]
+    assert "Bash failed" in text_of(reply)
 
 
 def test_write_makes_relative_paths_absolute_under_the_working_directory() -> None:
@@ -192,8 +205,8 @@ def test_todo_prefers_todowrite_when_offered() -> None:
 
 def test_todo_emits_parallel_taskcreate_calls_shaped_by_the_offered_schema() -> None:
     reply = plan_reply(Conversation(body("todo: buy milk; ship it", tools=[tool("TaskCreate", TASK_CREATE_SCHEMA)])))
-    assert [b.name for b in reply.blocks] == ["TaskCreate", "TaskCreate"]  # type: ignore[union-attr]
-    first = reply.blocks[0].input  # type: ignore[union-attr]
+    assert [b.name for b in tool_uses(reply)] == ["TaskCreate", "TaskCreate"]
+    first = tool_uses(reply)[0].input
     assert first == {"subject": "buy milk", "description": "buy milk", "activeForm": "Working on buy milk"}
     assert reply.resolved_stop_reason == "tool_use"
 
@@ -209,7 +222,7 @@ def test_deferred_tool_is_loaded_with_toolsearch_then_called() -> None:
     second = plan_reply(
         Conversation(body("todo: a; b", tools=loaded, after=tool_round(search, reference), deferred=("TaskCreate",)))
     )
-    assert [b.name for b in second.blocks] == ["TaskCreate", "TaskCreate"]  # type: ignore[union-attr]
+    assert [b.name for b in tool_uses(second)] == ["TaskCreate", "TaskCreate"]
 
 
 def test_toolsearch_that_loads_nothing_ends_in_unavailable_not_a_loop() -> None:
@@ -225,7 +238,7 @@ def test_toolsearch_that_loads_nothing_ends_in_unavailable_not_a_loop() -> None:
             )
         )
     )
-    assert "TaskCreate tool is unavailable" in reply.blocks[0].text  # type: ignore[union-attr]
+    assert "TaskCreate tool is unavailable" in text_of(reply)
 
 
 def test_mcp_command_calls_the_namespaced_tool() -> None:
@@ -233,7 +246,7 @@ def test_mcp_command_calls_the_namespaced_tool() -> None:
     call = only_tool_use(plan_reply(Conversation(body('mcp demo.echo {"text": "zap"}', tools=tools))).blocks)
     assert (call.name, call.input) == ("mcp__demo__echo", {"text": "zap"})
     bad = plan_reply(Conversation(body("mcp demo.echo {nope", tools=tools)))
-    assert "not valid JSON" in bad.blocks[0].text  # type: ignore[union-attr]
+    assert "not valid JSON" in text_of(bad)
 
 
 def test_agent_command_uses_whichever_agent_tool_is_offered_in_the_foreground() -> None:
@@ -296,7 +309,7 @@ def test_tool_results_followed_by_system_context_still_count_as_the_last_turn() 
     call = ToolUse("Bash", {"command": "ls"})
     after = [*tool_round(call, "a.txt"), environment()]
     reply = plan_reply(Conversation(body("run: ls", after=after)))
-    assert "a.txt" in reply.blocks[0].text  # type: ignore[union-attr]
+    assert "a.txt" in text_of(reply)
 
 
 # --- side requests --------------------------------------------------------------------------
@@ -324,7 +337,7 @@ def test_title_request_gets_schema_valid_json() -> None:
         "output_config": {"format": {"type": "json_schema", "schema": schema}},
     }
     reply = plan_reply(Conversation(request))
-    assert json.loads(reply.blocks[0].text) == {"title": "run: echo hi and more"}  # type: ignore[union-attr]
+    assert json.loads(text_of(reply)) == {"title": "run: echo hi and more"}
 
 
 def test_one_token_probe_gets_a_tiny_answer() -> None:
