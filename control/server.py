@@ -45,11 +45,30 @@ class ControlPlaneServer(BaseApplication):
         from control.logs import configure_logging
 
         configure_logging()
+        _json_parse_errors()
         from control.app import create_app
 
         app = create_app(self.settings)
         app.extensions["agcluster"].start()
         return app
+
+
+def _json_parse_errors() -> None:
+    """gunicorn answers requests it cannot parse (an over-long URL, a broken header) itself,
+    before the app sees them, with an HTML page; give them the one JSON error body instead.
+    Its workers look ``util.write_error`` up on each call, so replacing it here is enough."""
+    import json
+
+    from gunicorn import util
+
+    def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        code = reason.lower().replace(" ", "_") or "bad_request"
+        body = json.dumps({"error": {"code": code, "message": mesg or reason, "details": {}}}).encode()
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+        util.write_nonblock(sock, head + body)
+
+    util.write_error = write_error
 
 
 def _worker_exit(server: Any, worker: Any) -> None:

@@ -143,7 +143,8 @@ class Limiter:
 
     def _create(self, machine_key: str, limits: ResourceLimits) -> list[Path]:
         groups = []
-        quota = max(1_000, int(limits.cpus * CPU_PERIOD_US))
+        cpus = min(limits.cpus, float(os.cpu_count() or 1))  # more than the host has means all of it
+        quota = max(1_000, int(cpus * CPU_PERIOD_US))
         mem = limits.memory_mb * 2**20
         for controller, base in self.bases.items():
             group = base / GROUP / machine_key

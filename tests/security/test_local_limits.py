@@ -57,4 +57,4 @@ def test_limits_a_local_machine_could_never_honour_are_refused_up_front(local_cp
                                                                     "config": config}, timeout=60)
     assert resp.status_code == 400, resp.text
     problems = resp.json()["error"]["details"]["resource_limits"]
-    assert "memory_limit" in problems and "cpu_quota" in problems
+    assert "memory_limit" in problems and "384 MB" in problems["memory_limit"]

@@ -18,20 +18,26 @@ import pytest
 from stubs.anthropic import StubAnthropic
 from tests.security.conftest import ROOT_ONLY, launch
 from tests.security.test_local_network import probe
-from tests.support import ControlPlane
+from tests.support import ROOT, ControlPlane
 
 pytestmark = ROOT_ONLY  # root sets the scene (a user, a writable data dir) and then steps down
 NOBODY = 65534
 
 
 def as_nobody() -> list[str]:
-    """Run as ``nobody``. This machine's interpreter may live under /root (0700), which
-    nobody cannot traverse: a private mount namespace shows just the interpreter there."""
+    """Run as ``nobody``. What the server needs (the interpreter, the virtualenv, this
+    checkout) may sit under a directory nobody cannot traverse (/root is 0700 on CI
+    machines): a private mount namespace shows just those there, read-only."""
     wrapper = ["bwrap", "--dev-bind", "/", "/", "--die-with-parent"]
-    prefix = Path(sys.base_prefix).resolve()
-    if prefix.is_relative_to("/root"):
-        top = Path("/root") / prefix.relative_to("/root").parts[0]
-        wrapper += ["--tmpfs", "/root", "--ro-bind", str(top), str(top)]
+    hidden: dict[Path, list[Path]] = {}
+    for needed in {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), ROOT.resolve()}:
+        closed = next((a for a in reversed(needed.parents) if a != Path("/") and not a.stat().st_mode & 0o001), None)
+        if closed is not None:  # bind its first level: bwrap makes missing parents 0700
+            hidden.setdefault(closed, []).append(closed / needed.relative_to(closed).parts[0])
+    for closed, paths in sorted(hidden.items()):
+        wrapper += ["--tmpfs", str(closed)]
+        for path in sorted(set(paths)):
+            wrapper += ["--ro-bind", str(path), str(path)]
     return wrapper + ["--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
 
 

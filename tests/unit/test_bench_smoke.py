@@ -116,6 +116,6 @@ def test_profile_ranks_self_time_and_skips_idle() -> None:
 def test_cli_parses_bench_names_and_flags() -> None:
     args = parse(["relay", "ttfe", "--full", "--no-profile"])
     assert args.benches == ["relay", "ttfe"] and args.full and args.no_profile
-    assert parse([]).benches == ["launch", "ttfe", "relay", "concurrency", "streams", "drills"]
+    assert parse([]).benches == ["launch", "ttfe", "relay", "concurrency", "streams", "drills", "attacks"]
     with pytest.raises(SystemExit):
         parse(["nonsense"])
