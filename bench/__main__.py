@@ -35,7 +35,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--providers", default="local,docker,fly",
                         help="comma-separated subset of local,docker,fly for the launch and concurrency columns")
     parser.add_argument("--drills", default="",
-                        help="with the drills bench: comma-separated subset of cp_kill,machine_kill,fly_storm,malformed")
+                        help="with the drills bench: comma-separated subset of "
+                             "cp_kill,machine_kill,fly_storm,malformed")
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy sampling of the control plane")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     parser.add_argument("--seed", type=int, default=1234, help="seed for the drills' random choices")

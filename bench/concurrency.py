@@ -80,8 +80,9 @@ def measure(ctx: Context, provider: str) -> dict[str, Any]:
                 "latency_ms": {k: ms(v) if k != "n" else v for k, v in summarize(durations).items()},
                 "session_rss_mb": summarize([m["rss_mb"] for m in memory]),
                 "session_pss_mb": summarize([m["pss_mb"] for m in memory]),
-                "session_pss_mb_by_role": {role: summarize([m[f"pss_mb:{role}"] for m in memory if f"pss_mb:{role}" in m])
-                                           for role in procs.ROLES},
+                "session_pss_mb_by_role": {
+                    role: summarize([m[f"pss_mb:{role}"] for m in memory if f"pss_mb:{role}" in m])
+                    for role in procs.ROLES},
                 "cp": cp.rss_mb(),
             }
         for s in sessions:
@@ -115,8 +116,8 @@ def run(ctx: Context) -> dict[str, Any]:
         table.add("turn latency p50 (ms)", [lv["latency_ms"]["p50"] for lv in levels.values()])
         table.add("turn latency p95 (ms)", [lv["latency_ms"]["p95"] for lv in levels.values()])
         first = next(iter(levels.values()))["latency_ms"]["p50"]
-        table.add("p50 / N=1 p50", [f"{lv['latency_ms']['p50'] / first:.2f}x" if first and lv["latency_ms"]["p50"] else None
-                                    for lv in levels.values()])
+        table.add("p50 / N=1 p50", [f"{lv['latency_ms']['p50'] / first:.2f}x"
+                                    if first and lv["latency_ms"]["p50"] else None for lv in levels.values()])
         table.add("failed turns", [f"{lv['failed']} / {lv['turns']}" for lv in levels.values()])
         if provider == "local":
             table.add("memory per session RSS (MB)", [lv["session_rss_mb"]["mean"] for lv in levels.values()],

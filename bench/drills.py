@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -90,16 +91,15 @@ def cp_kill(ctx: Context) -> dict[str, Any]:
         cp.kill9()
         for t in threads:
             t.join(timeout=60)
-        try:
-            stack.wait_until(lambda: _machine_leftovers(cp)["processes"] == 0, 20, "machines to die with the control plane")
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            stack.wait_until(lambda: _machine_leftovers(cp)["processes"] == 0, 20,
+                             "machines to die with the control plane")
         survivors = _machine_leftovers(cp)["processes"]
         ctx.model.set_latency(0.0)
         cp.start()
         lost = gaps = seen = reused = 0
         detail = []
-        for session, trace in zip(sessions, traces):
+        for session, trace in zip(sessions, traces, strict=False):
             stored = cp.events(session.session_id, session.key)
             by_seq = {e["seq"]: (e["type"], e.get("ts")) for e in stored}
             seqs = sorted(by_seq)
@@ -125,7 +125,8 @@ def cp_kill(ctx: Context) -> dict[str, Any]:
         ctx.model.set_latency(0.0)
         cp.stop()
     return {"turns": k, "all_streaming_before_kill": all_streaming, "in_flight_at_kill": in_flight,
-            "events_seen_by_clients": seen, "events_lost": lost, "seq_reused": reused, "seq_gaps": gaps, "sessions_recovered": recovered,
+            "events_seen_by_clients": seen, "events_lost": lost, "seq_reused": reused, "seq_gaps": gaps,
+            "sessions_recovered": recovered,
             "machine_processes_surviving_kill": survivors, "leftover_after_delete": left, "sessions": detail}
 
 
@@ -146,10 +147,8 @@ def machine_kill(ctx: Context) -> dict[str, Any]:
         lock = threading.Lock()
 
         def kill(i: int) -> None:
-            try:
-                os.kill(roots[keys[i]], signal.SIGKILL)  # the machine's root process only: the rest must follow
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):  # the machine's root process only: the rest must follow
+                os.kill(roots[keys[i]], signal.SIGKILL)
 
         def on_event(i: int, kind: str, _trace: TurnTrace) -> None:
             if i in victims and kind == "text_delta":
@@ -174,11 +173,10 @@ def machine_kill(ctx: Context) -> dict[str, Any]:
             elif trace.ok:
                 survivors_ok += 1
         # Anything left of a killed machine's process tree is an orphan.
-        try:
+        with contextlib.suppress(TimeoutError):
             stack.wait_until(lambda: not any(procs.alive(p) and procs.cmdline(p) == c
-                                             for tree in trees.values() for p, c in tree), 20, "killed machines to vanish")
-        except TimeoutError:
-            pass
+                                             for tree in trees.values() for p, c in tree),
+                             20, "killed machines to vanish")
         orphans = sum(1 for tree in trees.values() for p, c in tree if procs.alive(p) and procs.cmdline(p) == c)
         statuses = [cp.http.get(f"{cp.url}/api/agents/sessions/{sessions[i].session_id}",
                                 headers={"Authorization": f"Bearer {sessions[i].key}"}, timeout=30).json().get("status")
@@ -192,7 +190,7 @@ def machine_kill(ctx: Context) -> dict[str, Any]:
         ctx.model.set_latency(0.0)
         cp.stop()
     return {"sessions": k, "killed": len(victims), "kills_fired": len(triggered), "reported_fault": reported,
-            "error_codes": sorted(set(c for c in codes if c)), "victim_status_after": statuses,
+            "error_codes": sorted({c for c in codes if c}), "victim_status_after": statuses,
             "untouched_turns_ok": survivors_ok, "untouched": k - len(victims), "hung_streams": hung,
             "orphan_processes": orphans, "recovered_next_chat": recovered, "leftover_after_delete": left}
 
@@ -207,7 +205,7 @@ def fly_storm(ctx: Context) -> dict[str, Any]:
 
     rng = random.Random(ctx.seed)
 
-    class Storm(StubControl):  # type: ignore[misc]
+    class Storm(StubControl):
         """20 % of calls: 429 (with Retry-After), 5xx (half of them after acting), or 1–3 s slow."""
 
         def __init__(self) -> None:
@@ -261,21 +259,20 @@ def fly_storm(ctx: Context) -> dict[str, Any]:
         storm.enabled = False
         fly.clear_faults()
         owned = {cp.session_row(s.session_id).get("machine_id") for s in sessions}
-        live = [m for m in fly.machines(include_destroyed=False)]
+        live = list(fly.machines(include_destroyed=False))
         stray = [m["id"] for m in live if m["id"] not in owned]
         # What happened to each stray machine, call by call (for whoever fixes the leak).
         stray_detail = [{"id": m["id"], "state": m.get("state"), "metadata": (m.get("config") or {}).get("metadata"),
                          "calls": [f"{c.get('action')}:{c.get('status')}{'(injected)' if c.get('fault') else ''}"
                                    for c in fly.calls(machine_id=m["id"])]}
                         for m in live if m["id"] in stray]
-        create_calls = [f"{c.get('status')}{'(injected)' if c.get('fault') else ''}" for c in fly.calls(action="create")]
+        create_calls = [f"{c.get('status')}{'(injected)' if c.get('fault') else ''}"
+                        for c in fly.calls(action="create")]
         working = sum(_chat_ok(cp, s, "fly-storm-ok") for s in sessions)
         for s in sessions:
             cp.delete_session(s.session_id, s.key)
-        try:
+        with contextlib.suppress(TimeoutError):
             stack.wait_until(lambda: fly.count() == 0, 60, "Fly machines to be destroyed")
-        except TimeoutError:
-            pass
         leaked = fly.count()
     finally:
         cp.stop()
@@ -286,7 +283,8 @@ def fly_storm(ctx: Context) -> dict[str, Any]:
             "faults_injected": dict(storm.injected), "stray_machines_after_storm": len(stray),
             "stray_detail": stray_detail, "create_calls": create_calls,
             "sessions_that_chat": working, "machines_leaked_after_delete": leaked,
-            "launch_seconds": {"p50": sorted(times)[len(times) // 2] if times else None, "max": max(times, default=None)}}
+            "launch_seconds": {"p50": sorted(times)[len(times) // 2] if times else None,
+                               "max": max(times, default=None)}}
 
 
 # --------------------------------------------------------------------------- malformed requests
@@ -319,10 +317,12 @@ QUERIES = ["", "?after=-1", "?after=abc", "?after=" + "9" * 40, "?limit=0", "?li
            "?raw=2&download=x", "?after=1&after=2", "?%ff=%fe", "?" + "a=1&" * 2000]
 RAW_REQUESTS = [b"GARBAGE\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"GET /health HTTP/1.1\r\nHost\r\n\r\n",
                 b"POST /api/agents/launch HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-                b"POST /api/agents/launch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+                b"POST /api/agents/launch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"zz\r\n{}\r\n0\r\n\r\n",
                 b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
                 b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n",
-                b"POST /api/agents/launch HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                b"POST /api/agents/launch HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                 b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + os.urandom(64)]
 
 
@@ -363,7 +363,7 @@ def malformed(ctx: Context) -> dict[str, Any]:
         session = launch_many(cp, 1)[0]
         relay_token = cp.minter().relay_token(session.session_id)
         routes = _routes(cp)
-        plans = []
+        plans: list[tuple[str, str, Any, dict[str, Any]]] = []
         for i in range(ctx.sizes.malformed):
             if i % 20 == 19:
                 plans.append(("RAW", "", RAW_REQUESTS[(i // 20) % len(RAW_REQUESTS)], {}))

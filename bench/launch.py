@@ -8,6 +8,7 @@ Reference: the bundled Claude Code CLI's own one-shot start-up against the same 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -98,11 +99,12 @@ def agent_boot(ctx: Context, runs: int = 5) -> dict[str, Any]:
         finally:
             os.killpg(proc.pid, 9)
             proc.wait()
-    per_role = {role: {key.replace("_kb", "_mb"): summarize([m[role][key] / 1024 for m in memory]) for key in ("pss_kb", "rss_kb")}
+    per_role = {role: {key.replace("_kb", "_mb"): summarize([m[role][key] / 1024 for m in memory])
+                       for key in ("pss_kb", "rss_kb")}
                 for role in procs.ROLES}
     counts = {role: max(m[role]["processes"] for m in memory) for role in procs.ROLES}
     return {"summary": summarize(health), "configure": summarize(configure),
-            "ready": summarize([a + b for a, b in zip(health, configure)]),
+            "ready": summarize([a + b for a, b in zip(health, configure, strict=False)]),
             "memory_mb": per_role, "processes": counts,
             "total_pss_mb": summarize([sum(m[r]["pss_kb"] for r in procs.ROLES) / 1024 for m in memory])}
 
@@ -180,10 +182,8 @@ def measure(ctx: Context, column: str, provider: str, pool: int) -> dict[str, An
         leaked = cp.swept
     if fly is not None:
         # Destroys finish in the background on Fly: give them a bounded while to land.
-        try:
+        with contextlib.suppress(TimeoutError):
             stack.wait_until(lambda: fly.count() == 0, 60, "Fly machines to be destroyed")
-        except TimeoutError:
-            pass
         leaked = fly.count()
     return {"summary": summarize(times), "samples": times, "failures": failures,
             "machines_left_after_stop": leaked}
@@ -191,7 +191,8 @@ def measure(ctx: Context, column: str, provider: str, pool: int) -> dict[str, An
 
 def run(ctx: Context) -> dict[str, Any]:
     ctx.model.set_latency(0.0)
-    columns, data = [], {}
+    columns: list[str] = []
+    data: dict[str, Any] = {}
     for column, provider, pool, missing in _variants(ctx):
         columns.append(column)
         if missing:
@@ -205,7 +206,7 @@ def run(ctx: Context) -> dict[str, Any]:
     data["cli_oneshot"] = cli
     try:
         boot = agent_boot(ctx)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - reported in its cell; the other columns stand
         boot = na(f"{type(exc).__name__}: {exc}"[:160])
     data["agent_boot"] = boot
 
@@ -225,7 +226,8 @@ def run(ctx: Context) -> dict[str, Any]:
     base = data.get("local cold")
     if base and not is_na(base) and base["summary"]["p50"]:
         table.add("ratio p50 / local cold", [
-            data[c] if is_na(data[c]) else f"{data[c]['summary']['p50'] / base['summary']['p50']:.2f}x" for c in columns])
+            data[c] if is_na(data[c]) else f"{data[c]['summary']['p50'] / base['summary']['p50']:.2f}x"
+            for c in columns])
     reference = Table("Reference points, same run (ms)", ["p50", "p95"])
     steps = (("summary", "machine agent process: spawn → /health (no sandbox, no CLI)"),
              ("configure", "machine agent: /configure (SDK import + CLI start)"),
@@ -249,7 +251,8 @@ def run(ctx: Context) -> dict[str, Any]:
         reference.add("Claude Code CLI one-shot `claude -p hello` (stand-in model)", [cli, cli])
     else:
         reference.add("Claude Code CLI one-shot `claude -p hello` (stand-in model)",
-                      [ms(cli["summary"]["p50"]), ms(cli["summary"]["p95"])], f"v{cli['version']}, n={cli['summary']['n']}")
+                      [ms(cli["summary"]["p50"]), ms(cli["summary"]["p95"])],
+                      f"v{cli['version']}, n={cli['summary']['n']}")
 
     def p50(column: str) -> Any:
         value = data.get(column)

@@ -6,7 +6,12 @@ import os
 import signal
 from pathlib import Path
 
-from control.procfs import stat_fields, children_map, descendants, parent_of, rss_kb  # noqa: F401 - re-exported
+# Re-exported: the benchmarks read processes through this module only.
+from control.procfs import children_map as children_map
+from control.procfs import descendants as descendants
+from control.procfs import parent_of as parent_of
+from control.procfs import rss_kb as rss_kb
+from control.procfs import stat_fields
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -21,7 +26,7 @@ def cmdline(pid: int) -> bytes:
 
 def alive(pid: int) -> bool:
     fields = stat_fields(pid)
-    return bool(fields) and fields[0] != "Z"
+    return fields is not None and bool(fields) and fields[0] != "Z"
 
 
 def pss_kb(pid: int) -> int:

@@ -39,7 +39,7 @@ class Recorder:
         self.proc: subprocess.Popen[bytes] | None = None
         self.error: str | None = None
 
-    def start(self) -> "Recorder":
+    def start(self) -> Recorder:
         exe = py_spy()
         if exe is None:
             self.error = "py-spy not installed (.venv/bin/pip install py-spy)"
@@ -65,7 +65,7 @@ class Recorder:
             tail = self.log.read_text(errors="replace")[-300:] if self.log.exists() else ""
             self.error = f"py-spy wrote no profile: {tail.strip()}"
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -97,7 +97,8 @@ def short_path(path: str, root: str) -> str:
         return path[len(root.rstrip("/")) + 1:]
     for marker in ("/site-packages/", "/lib/python3"):
         if marker in path:
-            return path.split(marker, 1)[1] if marker == "/site-packages/" else "stdlib/" + path.split(marker, 1)[1].split("/", 1)[-1]
+            rest = path.split(marker, 1)[1]
+            return rest if marker == "/site-packages/" else "stdlib/" + rest.split("/", 1)[-1]
     return path
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import requests
 
-
 CONTENT = frozenset({"text", "text_delta", "thinking", "tool_use", "tool_result", "todo"})
 
 

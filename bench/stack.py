@@ -51,7 +51,7 @@ class Lab:
             if not self.keep:
                 shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -67,7 +67,7 @@ class ModelProcess:
         self.url = ""
         self.client: Any = None
 
-    def start(self) -> "ModelProcess":
+    def start(self) -> ModelProcess:
         from stubs.anthropic import StubAnthropicClient
 
         log = open(self.lab.dir("model") / "model.log", "w")  # noqa: SIM115 - closed at stop

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -51,7 +51,7 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def paired_differences(a: Sequence[float], b: Sequence[float]) -> list[float]:
     """Element-wise ``a[i] - b[i]`` for measurements taken in interleaved pairs."""
-    return [float(x) - float(y) for x, y in zip(a, b)]
+    return [float(x) - float(y) for x, y in zip(a, b, strict=False)]
 
 
 def na(reason: str) -> dict[str, str]:
@@ -63,6 +63,12 @@ def is_na(value: Any) -> bool:
     return isinstance(value, dict) and "na" in value
 
 
+@overload
+def ms(seconds: float) -> float: ...
+@overload
+def ms(seconds: None) -> None: ...
+@overload
+def ms(seconds: float | None) -> float | None: ...
 def ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000.0
 
@@ -121,7 +127,7 @@ class Table:
                 "rows": [{"metric": m, "cells": c, "note": n} for m, c, n in self.rows]}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Table":
+    def from_dict(cls, data: dict[str, Any]) -> Table:
         table = cls(data["title"], list(data["columns"]))
         for row in data["rows"]:
             table.rows.append((row["metric"], list(row["cells"]), row.get("note", "")))
@@ -144,7 +150,7 @@ def render_table(table: Table, max_cell: int = 60) -> str:
         body.append([metric, *texts, note])
     widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
     def line(row: Sequence[str]) -> str:
-        return "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        return "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
     out = [f"== {table.title} ==", line(header), line(["-" * w for w in widths])]
     out += [line(row) for row in body]
     return "\n".join(out)

@@ -8,6 +8,7 @@ the time until every stream has received that turn's ``done`` is the fan-out tim
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import time
@@ -54,10 +55,8 @@ class RawStream:
         return True
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 def _pump(streams: list[RawStream], until: Any, timeout: float) -> None:
@@ -98,7 +97,8 @@ def run(ctx: Context) -> dict[str, Any]:
             ok = sum(1 for s in streams if s.status == 200)
             cpu0 = procs.cpu_seconds(worker)
             hold_start = time.monotonic()
-            _pump(streams, lambda: time.monotonic() - hold_start >= IDLE_HOLD_SECONDS, IDLE_HOLD_SECONDS + 1)
+            hold_until = hold_start + IDLE_HOLD_SECONDS
+            _pump(streams, lambda until=hold_until: time.monotonic() >= until, IDLE_HOLD_SECONDS + 1)
             idle_cpu = (procs.cpu_seconds(worker) - cpu0) / (time.monotonic() - hold_start)
             rss = cp.rss_mb()
             # Fan-out: one turn, every stream must see its ``done``.
@@ -106,7 +106,8 @@ def run(ctx: Context) -> dict[str, Any]:
             requests.post(cp.chat_url(session.session_id), json={"message": "stream 3"}, headers=auth, timeout=120)
             _pump(streams, lambda: all(s.done_at is not None for s in streams if s.status == 200), 120)
             arrived = [s.done_at - sent for s in streams if s.done_at is not None]
-            levels[m] = {"open": ok, "open_seconds": open_s, "rss_mb": rss["rss_mb"], "worker_rss_mb": rss["worker_rss_mb"],
+            levels[m] = {"open": ok, "open_seconds": open_s, "rss_mb": rss["rss_mb"],
+                         "worker_rss_mb": rss["worker_rss_mb"],
                          "kb_per_stream": (rss["rss_mb"] - base["rss_mb"]) * 1024 / m,
                          "idle_cpu_percent": idle_cpu * 100, "saw_done": len(arrived),
                          "fanout_last_ms": max(arrived) * 1000 if arrived else None}
