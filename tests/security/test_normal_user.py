@@ -38,7 +38,7 @@ def as_nobody() -> list[str]:
         wrapper += ["--tmpfs", str(closed)]
         for path in sorted(set(paths)):
             wrapper += ["--ro-bind", str(path), str(path)]
-    return wrapper + ["--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    return [*wrapper, "--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
 
 
 @pytest.fixture(scope="module")
