@@ -40,11 +40,11 @@ def summarize(values: Iterable[float]) -> dict[str, Any]:
             "max": max(data), "mean": sum(data) / len(data)}
 
 
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """``numerator / denominator``; ``None`` when either is missing or the denominator is 0."""
-    if numerator is None or denominator is None or is_na(numerator) or is_na(denominator):
+def ratio(numerator: float | dict[str, str] | None, denominator: float | dict[str, str] | None) -> float | None:
+    """``numerator / denominator``; ``None`` when either is missing (or ``na``) or the denominator is 0."""
+    if isinstance(numerator, dict) or isinstance(denominator, dict):  # na(...)
         return None
-    if denominator == 0:
+    if numerator is None or denominator is None or denominator == 0:
         return None
     return float(numerator) / float(denominator)
 
