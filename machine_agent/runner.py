@@ -210,11 +210,9 @@ class AgentRunner:
     async def _reset_client(self) -> None:
         """After the CLI died, start a fresh one that resumes the same conversation."""
         old = self._client
-        try:
-            if old is not None:
+        if old is not None:
+            with contextlib.suppress(Exception):  # it is dead already: disconnecting is a courtesy
                 await old.disconnect()
-        except Exception:  # noqa: BLE001
-            pass
         # Whatever the dead CLI's tools left running (a fork bomb's children hold the
         # machine's process cap, a runaway the memory) would starve the new one.
         _kill_strays()

@@ -392,7 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
             if close is not None:
                 try:
                     close()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - reported; the connection's own outcome stands
                     self.server.report_error("closing a response")
         if response.must_close:
             self.close_connection = True
