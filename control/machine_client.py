@@ -42,13 +42,13 @@ class MachineClient:
     def configure(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", "/configure", json=body, timeout=180).json()
 
-    def chat(self, message: str) -> Iterator[list[dict[str, Any]]]:
-        """Yield the machine's events in the batches they arrived in; no read timeout, turns
-        can be long."""
+    def chat(self, message: str) -> Iterator[list[sse.Piece]]:
+        """Yield the machine's events, undecoded, in the batches they arrived in; no read
+        timeout, turns can be long."""
         resp = self.request("POST", "/chat", json={"message": message}, stream=True, timeout=None,
                             headers={"Accept": "text/event-stream"})
         try:
-            yield from sse.parse_batches(resp.iter_content(chunk_size=None))
+            yield from sse.read_pieces(resp.iter_content(chunk_size=None))
         except requests.RequestException as exc:
             raise MachineUnreachable(f"the machine's event stream broke ({type(exc).__name__})") from None
         finally:

@@ -85,8 +85,8 @@ _EVENT_COUNTERS = {t: EVENTS.labels(t) for t in (*EVENT_TYPES, "other")}
 _RELAY_COUNTERS = {d: RELAY_BYTES.labels(d) for d in ("upstream", "downstream")}
 
 
-def count_event(type_: str) -> None:
-    _EVENT_COUNTERS.get(type_, _EVENT_COUNTERS["other"]).inc()
+def count_event(type_: str, n: int = 1) -> None:
+    _EVENT_COUNTERS.get(type_, _EVENT_COUNTERS["other"]).inc(n)
 
 
 def count_relay_bytes(n: int, direction: str = "downstream") -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from control.session_status import SessionStatus, transition
+from wire.sse import Frame
 
 MIGRATIONS: list[str] = [
     # 1: sessions and transcripts
@@ -181,6 +182,17 @@ class SessionRow:
         return parsed
 
 
+def _event_of(session_id: str, seq: int, type_: str, data: str | bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(data)
+    except ValueError:  # UnicodeDecodeError included
+        event = None
+    if isinstance(event, dict):
+        return event
+    return {"type": "error", "ts": 0.0, "code": "unreadable_event", "seq": seq, "session_id": session_id,
+            "message": f"the machine sent a {type_[:40]!r} event that is not a JSON object"}
+
+
 def private_dir(path: Path) -> None:
     """The data directory is the control plane's alone (0700). One that already exists is
     tightened only when it is ours and not a shared directory such as /tmp (sticky)."""
@@ -330,22 +342,34 @@ class Store:
             row = self._db.execute("SELECT MAX(seq) FROM events WHERE session_id = ?", (session_id,)).fetchone()
         return int(row[0] or 0)
 
-    def append_events(self, session_id: str, events: list[dict[str, Any]]) -> None:
-        if not events:
+    def append_frames(self, session_id: str, frames: list[Frame]) -> None:
+        """Store numbered events exactly as clients get them (bytes in, the same bytes out):
+        one transaction per batch, nothing decoded. ``ts`` is when the row was written."""
+        if not frames:
             return
+        now = time.time()
         with self._tx() as db:
-            db.executemany(
-                "INSERT INTO events (session_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?)",
-                [(session_id, e["seq"], e["type"], e["ts"], json.dumps(e, separators=(",", ":"))) for e in events],
-            )
+            db.executemany("INSERT INTO events (session_id, seq, type, ts, data) VALUES (?, ?, ?, ?, ?)",
+                           [(session_id, f.seq, f.type, now, f.data) for f in frames])
 
-    def events_after(self, session_id: str, after: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
+    def frames_after(self, session_id: str, after: int = 0, limit: int = 10_000) -> list[Frame]:
+        """The transcript as frames, byte for byte what live followers were sent."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT data FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, type, data FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (session_id, after, limit),
             ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [Frame(seq, type_, data if isinstance(data, bytes) else data.encode()) for seq, type_, data in rows]
+
+    def events_after(self, session_id: str, after: int = 0, limit: int = 10_000) -> list[dict[str, Any]]:
+        """The transcript as dicts. An event a broken machine sent as something other than
+        JSON is stored as sent; it reads back as an ``error`` in its place, never a failure."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, type, data FROM events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (session_id, after, limit),
+            ).fetchall()
+        return [_event_of(session_id, seq, type_, data) for seq, type_, data in rows]
 
     # custom configs -------------------------------------------------------------------
     def save_config(self, config_id: str, config: dict[str, Any], owner: str | None = None) -> None:

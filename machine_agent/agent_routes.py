@@ -39,7 +39,7 @@ def configure():  # type: ignore[no-untyped-def]
     body = _json_object()
     missing = [k for k in ("session_id", "config", "relay_url", "relay_token") if not body.get(k)]
     if missing:
-        raise ValidationFailed("missing fields", details={k: "required" for k in missing})
+        raise ValidationFailed("missing fields", details=dict.fromkeys(missing, "required"))
     effective = _runner().configure(
         str(body["session_id"]), body["config"], str(body["relay_url"]), str(body["relay_token"]),
         mcp_env=body.get("mcp_env") or {}, resume=body.get("resume"),
@@ -53,7 +53,8 @@ def chat():  # type: ignore[no-untyped-def]
     if not isinstance(message, str) or not message.strip():
         raise ValidationFailed("message must be a non-empty string", details={"message": "required"})
     batches = _runner().chat(message)
-    body = stream_with_context(b"".join(sse.frame(event) for event in batch) for batch in batches)
+    # Pieces, not frames: the control plane numbers them and names the session (wire.sse).
+    body = stream_with_context(b"".join(sse.machine_frame(event) for event in batch) for batch in batches)
     return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

@@ -28,6 +28,7 @@ from control.schemas import (
 from control.session_status import SessionStatus
 from wire import sse
 from wire.errors import ValidationFailed
+from wire.sse import Frame
 
 agents_bp = Blueprint("agents", __name__, url_prefix="/api/agents")
 
@@ -93,12 +94,12 @@ def chat(session_id: str) -> Response:
     resume_from = _last_event_id()
     if resume_from is not None:
         # A reconnect: follow the running (or just finished) turn; never resend the message.
-        return _stream(turns.follow(grant, resume_from))
+        return _stream(turns.follow_frames(grant, resume_from))
     body = load_body(ChatSchema())
-    events = turns.follow(grant, turns.chat(grant, body["message"]))
+    start = turns.chat(grant, body["message"])
     if "text/event-stream" in request.headers.get("Accept", ""):
-        return _stream(events)
-    return jsonify(_collect(session_id, events))
+        return _stream(turns.follow_frames(grant, start))
+    return jsonify(_collect(session_id, turns.follow(grant, start)))
 
 
 @agents_bp.post("/<session_id>/interrupt")
@@ -122,7 +123,7 @@ def events(session_id: str) -> Response:
     if "text/event-stream" in request.headers.get("Accept", ""):
         resume_from = _last_event_id()
         after = resume_from if resume_from is not None else after
-        return _stream(turns.follow(grant, after, until_done=request.args.get("follow") != "1"))
+        return _stream(turns.follow_frames(grant, after, until_done=request.args.get("follow") != "1"))
     items = turns.transcript(grant, after, limit=_int_arg("limit", 5000))
     return jsonify(session_id=session_id, events=items, last_seq=items[-1]["seq"] if items else after)
 
@@ -148,12 +149,19 @@ def export(session_id: str) -> Response:
     return resp
 
 
-def _stream(events: Iterator[dict[str, Any] | None]) -> Response:
-    def frames() -> Iterator[bytes]:
-        for event in events:
-            yield sse.KEEPALIVE if event is None else sse.frame(event)
+def _stream(batches: Iterator[list[Frame] | None]) -> Response:
+    """Frames as stored, with no re-encoding; everything queued for this client goes out in
+    one write (the hub hands over whole batches)."""
+    def body() -> Iterator[bytes]:
+        for batch in batches:
+            if batch is None:
+                yield sse.KEEPALIVE
+            elif len(batch) == 1:
+                yield batch[0].sse
+            else:
+                yield b"".join([f.sse for f in batch])
 
-    return Response(stream_with_context(frames()), mimetype="text/event-stream",
+    return Response(stream_with_context(body()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

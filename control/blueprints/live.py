@@ -24,6 +24,7 @@ from control.sessions import Grant
 from wire.errors import ApiError, ValidationFailed, error_body
 
 live_bp = Blueprint("live", __name__, url_prefix="/api/agents")
+KEEPALIVE = json.dumps({"type": "keepalive"})
 sock = Sock()
 
 
@@ -61,10 +62,12 @@ def channel(ws: Server, session_id: str) -> None:
     closed = threading.Event()
 
     def pump() -> None:
-        for event in service.turns.follow(grant, after, until_done=False):
-            if closed.is_set():
-                return
-            ws.send(json.dumps(event if event is not None else {"type": "keepalive"}))
+        # One WebSocket message per event (the protocol's unit), each the stored JSON as is.
+        for batch in service.turns.follow_frames(grant, after, until_done=False):
+            for text in [KEEPALIVE] if batch is None else [f.data.decode(errors="replace") for f in batch]:
+                if closed.is_set():
+                    return
+                ws.send(text)
 
     threading.Thread(target=pump, name=f"ws-{session_id[:8]}", daemon=True).start()
     try:

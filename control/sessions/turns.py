@@ -22,6 +22,7 @@ from control.store import Store
 from control.turns import TurnHub
 from wire.errors import ApiError, NotFound
 from wire.events import make_event
+from wire.sse import Frame, Piece
 
 FAILING_ERRORS = ("machine_unreachable", "agent_failed")
 """Error events that mean the machine broke (not just the turn)."""
@@ -42,7 +43,7 @@ class Turns:
         session_id = grant.session_id
         self.store.update_session(session_id, last_active_at=time.time())
 
-        def source() -> Iterator[list[dict[str, Any]]]:
+        def source() -> Iterator[list[Piece]]:
             if self.vault.get(session_id) is None:
                 # After a restart the key comes back only with a request that carries it; the
                 # CLI would otherwise retry the relay's 401s for minutes. Fail at once instead.
@@ -52,8 +53,8 @@ class Turns:
             # Fast path: a machine believed up is asked directly; only if it cannot take the
             # turn (gone, restarted, unconfigured) is it woken and the turn retried.
             current = self.store.get_session(session_id)
-            events: Iterator[list[dict[str, Any]]] | None = None
-            first: list[dict[str, Any]] | None = None
+            events: Iterator[list[Piece]] | None = None
+            first: list[Piece] | None = None
             if current is not None and current.status is SessionStatus.RUNNING and current.machine_url:
                 try:
                     events = self.machines.client(current).chat(message)
@@ -76,6 +77,10 @@ class Turns:
     def follow(self, grant: Grant, after: int, *, until_done: bool = True) -> Iterator[dict[str, Any] | None]:
         """Events with seq > ``after``, replayed then live (None is a keep-alive)."""
         return self.hub.follow(grant.session_id, after, until_done=until_done)
+
+    def follow_frames(self, grant: Grant, after: int, *, until_done: bool = True) -> Iterator[list[Frame] | None]:
+        """The same as batches of frames, byte for byte as stored (streaming clients)."""
+        return self.hub.follow_frames(grant.session_id, after, until_done=until_done)
 
     def transcript(self, grant: Grant, after: int = 0, limit: int = 5000) -> list[dict[str, Any]]:
         return self.store.events_after(grant.session_id, after, limit=limit)

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -27,6 +26,7 @@ from control.settings import from_env
 from control.store import SessionRow, Store
 from control.turns import TurnHub
 from stubs.anthropic import StubAnthropic
+from wire import sse
 from wire.errors import NotFound
 from wire.events import make_event
 
@@ -154,10 +154,10 @@ def test_turns_count_events_and_time_to_the_agents_first_event(tmp_path: Path) -
     deltas = value("agcluster_events_relayed_total", type="text_delta")
     dones = value("agcluster_events_relayed_total", type="done")
 
-    def source() -> Iterator[list[dict[str, Any]]]:
-        yield [make_event("user", "s", text="hi")]
-        yield [make_event("text_delta", "s", text="a"), make_event("text_delta", "s", text="b")]
-        yield [make_event("done", "s")]
+    def source() -> Iterator[list[sse.Piece]]:
+        yield [sse.piece(make_event("user", "s", text="hi"))]
+        yield [sse.piece(make_event("text_delta", "s", text="a")), sse.piece(make_event("text_delta", "s", text="b"))]
+        yield [sse.piece(make_event("done", "s"))]
 
     start = hub.start_turn("s", "hi", source)
     assert [e["type"] for e in hub.follow("s", start) if e][-1] == "done"
@@ -171,8 +171,8 @@ def test_a_turn_with_only_the_echo_observes_no_first_event(tmp_path: Path) -> No
     first_events = value("agcluster_chat_first_event_seconds_count")
     gate = threading.Event()
 
-    def source() -> Iterator[list[dict[str, Any]]]:
-        yield [make_event("user", "s", text="hi")]
+    def source() -> Iterator[list[sse.Piece]]:
+        yield [sse.piece(make_event("user", "s", text="hi"))]
         gate.set()
         raise RuntimeError("machine gone")
 

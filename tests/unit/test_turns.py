@@ -7,8 +7,14 @@ import pytest
 
 from control.store import Store
 from control.turns import TurnHub
+from wire import sse
 from wire.errors import Conflict
 from wire.events import make_event
+
+
+def ev(type_: str, **fields: object) -> sse.Piece:
+    """One event as a machine sends it (no seq, no session id)."""
+    return sse.piece(make_event(type_, **fields))
 
 
 @pytest.fixture()
@@ -18,12 +24,12 @@ def hub(tmp_path: Path) -> TurnHub:
 
 def scripted(gate: threading.Event, n: int):
     def source():
-        yield [make_event("user", "s", text="hi")]
+        yield [ev("user", text="hi")]
         for i in range(n):
             if i == n // 2:
                 gate.wait(10)
-            yield [make_event("text_delta", "s", text=str(i))]
-        yield [make_event("done", "s")]
+            yield [ev("text_delta", text=str(i))]
+        yield [ev("done")]
     return source
 
 
@@ -64,7 +70,7 @@ def test_second_turn_while_running_conflicts_and_seq_continues(hub: TurnHub) -> 
 
 def test_failing_source_still_ends_with_error_and_done(hub: TurnHub) -> None:
     def broken():
-        yield [make_event("user", "s", text="x")]
+        yield [ev("user", text="x")]
         raise RuntimeError("machine vanished")
 
     events = [e for e in hub.follow("s", hub.start_turn("s", "x", broken)) if e]
@@ -97,9 +103,9 @@ def test_what_a_follower_saw_is_already_stored(hub: TurnHub) -> None:
 
 def test_a_batch_is_one_transaction_in_order(hub: TurnHub) -> None:
     def source():
-        yield [make_event("user", "s", text="x"), make_event("text_delta", "s", text="a"),
-               make_event("text_delta", "s", text="b")]
-        yield [make_event("done", "s")]
+        yield [ev("user", text="x"), ev("text_delta", text="a"),
+               ev("text_delta", text="b")]
+        yield [ev("done")]
 
     events = [e for e in hub.follow("s", hub.start_turn("s", "x", source)) if e]
     assert [e["seq"] for e in events] == [1, 2, 3, 4]
