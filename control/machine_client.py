@@ -37,10 +37,10 @@ class MachineClient:
         return resp
 
     def health(self) -> dict[str, Any]:
-        return self.request("GET", "/health", timeout=5).json()
+        return _object(self.request("GET", "/health", timeout=5))
 
     def configure(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", "/configure", json=body, timeout=180).json()
+        return _object(self.request("POST", "/configure", json=body, timeout=180))
 
     def chat(self, message: str) -> Iterator[list[sse.Piece]]:
         """Yield the machine's events, undecoded, in the batches they arrived in; no read
@@ -56,6 +56,17 @@ class MachineClient:
 
     def interrupt(self) -> bool:
         return bool(self.request("POST", "/interrupt", timeout=35).json().get("interrupted"))
+
+
+def _object(resp: requests.Response) -> dict[str, Any]:
+    """The machine's answer, which the protocol makes a JSON object; anything else is its fault."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise UpstreamError("the machine's answer is not a JSON object")
+    return body
 
 
 def _as_api_error(resp: requests.Response) -> ApiError:

@@ -125,7 +125,8 @@ MIGRATIONS: list[str] = [
         entry TEXT NOT NULL,
         PRIMARY KEY (session_id, project_key, claude_session_id, subpath, n)
     ) WITHOUT ROWID;
-    CREATE UNIQUE INDEX cli_transcripts_uuid ON cli_transcripts(session_id, project_key, claude_session_id, subpath, uuid)
+    CREATE UNIQUE INDEX cli_transcripts_uuid
+        ON cli_transcripts(session_id, project_key, claude_session_id, subpath, uuid)
     """,
     # 5: one status for "the machine is up": whether a turn runs is the turn hub's to say
     """
@@ -141,7 +142,8 @@ MIGRATIONS: list[str] = [
 SESSION_FIELDS = (
     "id", "agent_id", "config_id", "config_json", "provider", "machine_id", "machine_url", "status",
     "status_detail", "key_salt", "key_hash", "claude_session_id", "created_at", "last_active_at",
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "turns", "machine_key", "owner",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "turns", "machine_key",
+    "owner",
 )
 
 
@@ -438,7 +440,8 @@ class Store:
 
     def revoke_token(self, token_id_or_prefix: str) -> int:
         with self._tx() as db:
-            return db.execute("UPDATE api_tokens SET revoked_at = ? WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL",
+            return db.execute("UPDATE api_tokens SET revoked_at = ? "
+                              "WHERE (id = ? OR prefix = ?) AND revoked_at IS NULL",
                               (time.time(), token_id_or_prefix, token_id_or_prefix)).rowcount
 
     def get_token(self, token_id: str) -> dict[str, Any] | None:
@@ -501,7 +504,8 @@ class Store:
             db.execute("INSERT INTO audit_log (ts, actor, action, target, outcome, details) VALUES (?, ?, ?, ?, ?, ?)",
                        (time.time(), actor, action, target, outcome, json.dumps(details or {})))
 
-    def audit_entries(self, limit: int = 500, actor: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
+    def audit_entries(self, limit: int = 500, actor: str | None = None,
+                      action: str | None = None) -> list[dict[str, Any]]:
         clauses, args = [], []
         if actor:
             clauses.append("actor = ?")
@@ -511,7 +515,8 @@ class Store:
             args.append(action)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
-            rows = self._db.execute(f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+            rows = self._db.execute(f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ?",
+                                    (*args, limit)).fetchall()
         return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
 
     # the CLI's transcript mirror -------------------------------------------------------

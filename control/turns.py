@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,7 +210,7 @@ class TurnHub:
                 channel.followers.discard(inbox)
 
     def follow(self, session_id: str, after: int, *, until_done: bool = True,
-               keepalive: float = KEEPALIVE_SECONDS) -> Iterator[dict[str, Any] | None]:
+               keepalive: float = KEEPALIVE_SECONDS) -> Generator[dict[str, Any] | None, None, None]:
         """:meth:`follow_frames` one decoded event at a time (for JSON answers and tests)."""
         for batch in self.follow_frames(session_id, after, until_done=until_done, keepalive=keepalive):
             if batch is None:

@@ -15,7 +15,8 @@ agent_bp = Blueprint("agent", __name__)
 
 
 def _runner() -> AgentRunner:
-    return current_app.extensions["agent_runner"]
+    runner: AgentRunner = current_app.extensions["agent_runner"]
+    return runner
 
 
 def _json_object() -> dict[str, Any]:
@@ -26,7 +27,7 @@ def _json_object() -> dict[str, Any]:
 
 
 @agent_bp.get("/health")
-def health():  # type: ignore[no-untyped-def]
+def health() -> Response:
     runner = _runner()
     runner.prefetch()
     return jsonify(status="ok", configured=runner.configured, busy=runner.busy, session_id=runner.session_id,
@@ -35,7 +36,7 @@ def health():  # type: ignore[no-untyped-def]
 
 
 @agent_bp.post("/configure")
-def configure():  # type: ignore[no-untyped-def]
+def configure() -> Response:
     body = _json_object()
     missing = [k for k in ("session_id", "config", "relay_url", "relay_token") if not body.get(k)]
     if missing:
@@ -48,26 +49,28 @@ def configure():  # type: ignore[no-untyped-def]
 
 
 @agent_bp.post("/chat")
-def chat():  # type: ignore[no-untyped-def]
+def chat() -> Response:
     message = _json_object().get("message")
     if not isinstance(message, str) or not message.strip():
         raise ValidationFailed("message must be a non-empty string", details={"message": "required"})
     batches = _runner().chat(message)
     # Pieces, not frames: the control plane numbers them and names the session (wire.sse).
     body = stream_with_context(b"".join(sse.machine_frame(event) for event in batch) for batch in batches)
-    return Response(body, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(body, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @agent_bp.post("/interrupt")
-def interrupt():  # type: ignore[no-untyped-def]
+def interrupt() -> Response:
     return jsonify(interrupted=_runner().interrupt())
 
 
 @agent_bp.post("/permissions/<request_id>")
-def permission(request_id: str):  # type: ignore[no-untyped-def]
+def permission(request_id: str) -> Response:
     body = _json_object()
     decision, message = body.get("decision"), body.get("message") or ""
     if decision not in DECISIONS or not isinstance(message, str):
-        raise ValidationFailed("decision must be allow, allow_session or deny", details={"decision": str(decision)[:40]})
+        raise ValidationFailed("decision must be allow, allow_session or deny",
+                               details={"decision": str(decision)[:40]})
     _runner().answer_permission(request_id, decision, message)
     return jsonify(request_id=request_id, decision=decision)

@@ -85,7 +85,8 @@ def test_followers_and_the_transcript_get_the_same_bytes(tmp_path: Path) -> None
                sse.piece(make_event("done"))]
 
     stream = hub.follow_frames(SID, hub.start_turn(SID, "hi", source))
-    live = list(next(stream) or [])
+    first = next(stream)
+    live = list(first or [])
     gate.set()
     live += [f for batch in stream if batch for f in batch]
     stored = hub.store.frames_after(SID, 0)

@@ -1,7 +1,9 @@
 """The turn hub: numbering, transcript, and followers that reconnect without gaps."""
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,9 +14,19 @@ from wire.errors import Conflict
 from wire.events import make_event
 
 
-def ev(type_: str, **fields: object) -> sse.Piece:
+def ev(type_: str, **fields: Any) -> sse.Piece:
     """One event as a machine sends it (no seq, no session id)."""
     return sse.piece(make_event(type_, **fields))
+
+
+def take(stream: Iterator[dict[str, Any] | None], n: int) -> list[dict[str, Any]]:
+    """The next ``n`` events (a keep-alive, None, is not one)."""
+    events: list[dict[str, Any]] = []
+    while len(events) < n:
+        event = next(stream)
+        if event is not None:
+            events.append(event)
+    return events
 
 
 @pytest.fixture()
@@ -37,7 +49,7 @@ def test_follower_sees_every_event_once_in_order(hub: TurnHub) -> None:
     gate = threading.Event()
     start = hub.start_turn("s", "hi", scripted(gate, 10))
     stream = hub.follow("s", start)
-    first = [next(stream) for _ in range(3)]
+    first = take(stream, 3)
     gate.set()
     rest = [e for e in stream if e is not None]
     seqs = [e["seq"] for e in first + rest]
@@ -48,7 +60,7 @@ def test_reconnect_mid_turn_resumes_without_gap(hub: TurnHub) -> None:
     gate = threading.Event()
     start = hub.start_turn("s", "hi", scripted(gate, 10))
     stream = hub.follow("s", start)
-    seen = [next(stream) for _ in range(4)]
+    seen = take(stream, 4)
     stream.close()  # the client goes away; the turn keeps running
     resumed = hub.follow("s", seen[-1]["seq"])
     gate.set()
@@ -94,7 +106,7 @@ def test_what_a_follower_saw_is_already_stored(hub: TurnHub) -> None:
     gate = threading.Event()
     start = hub.start_turn("s", "hi", scripted(gate, 10))
     stream = hub.follow("s", start)
-    seen = [next(stream) for _ in range(4)]
+    seen = take(stream, 4)
     stored = hub.store.events_after("s", 0)
     assert [e["seq"] for e in stored][: len(seen)] == [e["seq"] for e in seen]
     gate.set()
