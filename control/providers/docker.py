@@ -70,6 +70,8 @@ LABEL_PROVIDER = "agcluster.provider"
 LABEL_MANAGED = "agcluster.managed"
 LABEL_INSTANCE = "agcluster.instance"
 AGENT_UID = "1000:1000"
+# What the entrypoint needs to become uid 1000 and empty every capability set on the way.
+ENTRYPOINT_CAPS = ("SETUID", "SETGID", "SETPCAP")
 IN_DOCKER_ENV = "AGCLUSTER_IN_DOCKER"
 CONTROL_HOST_ENV = "AGCLUSTER_CONTROL_HOST"
 NETWORK_ENV = "AGCLUSTER_DOCKER_NETWORK"
@@ -444,7 +446,9 @@ class DockerProvider(Provider):
             "labels": self._labels(spec.session_id, spec.agent_id),
             "environment": {**spec.env, **self._proxy_env(spec), MACHINE_TOKEN_ENV: spec.machine_token,
                             "HOME": "/home/agent"},
-            "user": AGENT_UID,
+            # Root only for pid 1 (tini, which holds the machine token in its environment):
+            # the entrypoint drops the agent to uid 1000 with no capabilities at all.
+            "user": "0:0",
             "working_dir": "/workspace",
             "mounts": [
                 Mount("/workspace", WORKSPACE_VOLUME.format(session), type="volume"),
@@ -453,6 +457,7 @@ class DockerProvider(Provider):
             "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={tmp_mb}m,mode=1777"},
             "read_only": True,
             "cap_drop": ["ALL"],
+            "cap_add": list(ENTRYPOINT_CAPS),
             "security_opt": ["no-new-privileges"],
             "nano_cpus": int(min(limits.cpus, self._host_cpus()) * 1e9),
             "mem_limit": f"{limits.memory_mb}m",

@@ -87,13 +87,19 @@ def test_container_is_locked_down(machine: tuple[MachineSpec, Machine], docker_c
     assert host["PidsLimit"] == LIMITS.pids
     # Disk quota only where the storage driver has one (overlay2 on ext4 has none).
     assert host.get("StorageOpt") in (None, {}, {"size": f"{LIMITS.storage_mb}M"})
-    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    # Every capability dropped but the three the entrypoint needs to step down to uid 1000.
+    assert host["CapDrop"] == ["ALL"] and sorted(host.get("CapAdd") or []) == ["SETGID", "SETPCAP",
+                                                                             "SETUID"]
     assert any(opt.startswith("no-new-privileges") for opt in host["SecurityOpt"])
     assert host["ReadonlyRootfs"] is True
     assert host["Privileged"] is False
     assert host["RestartPolicy"]["Name"] in ("", "no")
-    user = info["Config"]["User"]
-    assert user and user.split(":")[0] not in ("", "0", "root")
+    # Only pid 1 (tini) is root; the machine agent runs as uid 1000 with nothing.
+    status = container_exec(docker_client, m.machine_id, "sh", "-c",
+                            "grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs)' /proc/$(pgrep -u 1000 -f 'python3 -m machine_agent' | head -1)/status")[1]
+    fields = dict(line.split(":", 1) for line in status.strip().splitlines())
+    assert fields["Uid"].split()[0] == "1000" and fields["CapEff"].strip() == "0000000000000000", status
+    assert fields["CapBnd"].strip() == "0000000000000000" and fields["NoNewPrivs"].strip() == "1", status
     # Nothing published on the host: the machine is reached on the internal agents network.
     assert not (info["NetworkSettings"].get("Ports") or {}).get("8080/tcp")
     assert list(info["NetworkSettings"]["Networks"]) == [NETWORK]
@@ -132,8 +138,11 @@ def test_no_user_secret_reaches_the_machine(machine: tuple[MachineSpec, Machine]
                                             provider: DockerProvider) -> None:
     _, m = machine
     assert SECRET_MARKER not in json.dumps(_inspect(docker_client, m.machine_id))
-    code, env = container_exec(docker_client, m.machine_id, "sh", "-c", "env; cat /proc/1/environ")
+    code, env = container_exec(docker_client, m.machine_id, "sh", "-c",
+                               "env; cat /proc/1/environ || echo pid1-environ-unreadable")
     assert code == 0
+    # pid 1 (tini, root) holds the container's environment; the agent's uid cannot read it.
+    assert "pid1-environ-unreadable" in env
     assert SECRET_MARKER not in env
     assert "ANTHROPIC_API_KEY" not in env
     # A secret slipped into the (non-secret) machine env is refused, not passed on.

@@ -15,6 +15,7 @@ import pytest
 from control.providers.docker import NETWORK
 from stubs.anthropic import StubAnthropic
 from tests.docker_support import agent_image, cleanup_instance, docker_client  # noqa: F401 - fixtures
+from tests.e2e.test_machine_token_hidden import PROBE as TOKEN_PROBE
 from tests.security.conftest import Agent, launch
 from tests.security.test_local_network import probe
 from tests.support import ControlPlane, free_port
@@ -105,7 +106,8 @@ def test_a_copied_relay_token_is_refused_from_another_container(docker_cp: Contr
     victim = hashlib.sha256(dagent.key.encode()).hexdigest()
 
     def spent_on_victim() -> int:
-        return len([r for r in model.requests(path="/v1/messages") if (r.get("credential") or {}).get("sha256") == victim])
+        return len([r for r in model.requests(path="/v1/messages")
+                    if (r.get("credential") or {}).get("sha256") == victim])
 
     before = spent_on_victim()
     out = other.run("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' "
@@ -137,6 +139,15 @@ def test_internet_configs_reach_only_public_addresses(docker_cp: ControlPlane, g
 
 
 def test_setuid_is_inert_in_a_container(dagent: Agent, docker_client: Any) -> None:  # noqa: F811
-    out = dagent.run("cp /usr/bin/id /workspace/id; chmod 4755 /workspace/id; /workspace/id -u; stat -c %u /workspace/id")
+    out = dagent.run("cp /usr/bin/id /workspace/id; chmod 4755 /workspace/id; /workspace/id -u; "
+                     "stat -c %u /workspace/id")
     uid, owner = out.split()[-2:]
     assert uid == "1000" and owner == "1000", out
+
+
+def test_no_tool_can_read_the_machine_token(dagent: Agent) -> None:
+    """pid 1 (tini) holds the container's environment, token included: it stays root, and
+    the machine agent makes itself unreadable, so no process a tool can read holds it."""
+    out = dagent.run(TOKEN_PROBE)
+    assert "probe-done" in out and "agent=" in out, out
+    assert "/environ" not in out, out

@@ -14,6 +14,7 @@ from stubs.anthropic import StubAnthropic
 from stubs.fly import StubFly
 from tests.docker_support import agent_image, docker_client  # noqa: F401 - fixtures
 from tests.e2e.test_fly_flow import config, fly, fly_control_plane, key  # noqa: F401 - fixtures
+from tests.e2e.test_machine_token_hidden import PROBE as TOKEN_PROBE
 from tests.security.conftest import Agent
 from tests.security.test_local_network import probe
 from tests.support import ControlPlane
@@ -56,7 +57,8 @@ def test_a_relay_token_copied_to_another_machine_is_refused(fly_cp: ControlPlane
     digest = hashlib.sha256(victim.key.encode()).hexdigest()
 
     def spent_on_victim() -> int:
-        return len([r for r in model.requests(path="/v1/messages") if (r.get("credential") or {}).get("sha256") == digest])
+        return len([r for r in model.requests(path="/v1/messages")
+                    if (r.get("credential") or {}).get("sha256") == digest])
 
     before = spent_on_victim()
     out = thief.run("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' "
@@ -66,3 +68,11 @@ def test_a_relay_token_copied_to_another_machine_is_refused(fly_cp: ControlPlane
     assert spent_on_victim() == before
     for agent in (victim, thief):
         assert fly_cp.delete(f"/api/agents/sessions/{agent.sid}", agent.key).status_code == 200
+
+
+def test_no_tool_can_read_the_machine_token(fly_cp: ControlPlane) -> None:
+    agent = fly_agent(fly_cp)
+    out = agent.run(TOKEN_PROBE)
+    assert "probe-done" in out and "agent=" in out, out
+    assert "/environ" not in out, out
+    assert fly_cp.delete(f"/api/agents/sessions/{agent.sid}", agent.key).status_code == 200
