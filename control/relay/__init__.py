@@ -44,7 +44,7 @@ class RelayLink:
     def relay_unix(self, path: Path, machine_key: str) -> listener.Listener:
         return listener.serve_unix(self.app, path, machine_key)
 
-    def egress_unix(self, path: Path, machine_key: str) -> egress.EgressProxy:
+    def egress_unix(self, path: Path, machine_key: str) -> listener.Listener:
         return egress.serve_unix(path, self.denied)
 
 

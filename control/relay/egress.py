@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from control.relay.listener import Listener, unlinker
+
 log = logging.getLogger(__name__)
 
 MAX_HEADER_LINES = 100
@@ -235,27 +237,7 @@ class _TcpEgress(_EgressServer, socketserver.TCPServer):
     allow_reuse_address = True
 
 
-class EgressProxy:
-    """One running proxy; ``close()`` stops accepting."""
-
-    def __init__(self, server: _EgressServer, cleanup: Callable[[], None] | None = None) -> None:
-        self._server = server
-        self._cleanup = cleanup
-        self.address = server.server_address
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="egress",
-                         daemon=True).start()
-
-    def close(self) -> None:
-        threading.Thread(target=self._stop, name="egress-stop", daemon=True).start()
-
-    def _stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._cleanup is not None:
-            self._cleanup()
-
-
-def serve_unix(path: Path, denied: Iterable[str] = (), mode: int = 0o666) -> EgressProxy:
+def serve_unix(path: Path, denied: Iterable[str] = (), mode: int = 0o666) -> Listener:
     import os
 
     with contextlib.suppress(FileNotFoundError):
@@ -264,12 +246,10 @@ def serve_unix(path: Path, denied: Iterable[str] = (), mode: int = 0o666) -> Egr
     os.chmod(path, mode)
     server.allowed = lambda _address: True
     server.denied = frozenset(denied)
-    from control.relay.listener import unlinker
-
-    return EgressProxy(server, unlinker(path))
+    return Listener(server, "egress", unlinker(path))
 
 
-def serve_tcp(host: str, port: int, allowed: Callable[[str], bool], denied: Iterable[str] = ()) -> EgressProxy:
+def serve_tcp(host: str, port: int, allowed: Callable[[str], bool], denied: Iterable[str] = ()) -> Listener:
     """The proxy on the agents' network: only machines whose config allows the internet."""
 
     class Server(_TcpEgress):
@@ -278,4 +258,4 @@ def serve_tcp(host: str, port: int, allowed: Callable[[str], bool], denied: Iter
     server = Server((host, port), _Handler)
     server.allowed = lambda address: bool(allowed(str(address[0])))
     server.denied = frozenset(denied)
-    return EgressProxy(server)
+    return Listener(server, f"egress-tcp-{port}")

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import socketserver
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -55,9 +56,10 @@ class _Server(ThreadedWSGIServer):
 
 
 class Listener:
-    """One running server; ``close()`` stops accepting (open streams finish on their own)."""
+    """One running server (a relay's, or the egress proxy's); ``close()`` stops accepting
+    and open connections finish on their own."""
 
-    def __init__(self, server: _Server, name: str, cleanup: Callable[[], None] | None = None) -> None:
+    def __init__(self, server: socketserver.BaseServer, name: str, cleanup: Callable[[], None] | None = None) -> None:
         self._server = server
         self._cleanup = cleanup
         self.address = server.server_address
@@ -66,7 +68,7 @@ class Listener:
         self._thread.start()
 
     def close(self) -> None:
-        threading.Thread(target=self._stop, name="relay-listener-stop", daemon=True).start()
+        threading.Thread(target=self._stop, name="listener-stop", daemon=True).start()
 
     def _stop(self) -> None:
         self._server.shutdown()

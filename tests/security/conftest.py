@@ -10,6 +10,7 @@ control plane running as an ordinary user.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -52,6 +53,25 @@ class Agent:
     @property
     def machine_dir(self) -> Path:
         return self.cp.data_dir / "machines" / self.row["machine_key"]
+
+
+def steal_relay_token(victim: Agent, thief: Agent, model: StubAnthropic) -> None:
+    """The victim's relay token, read inside its machine, used from the thief's machine:
+    refused, and not one model call is spent on the victim's key."""
+    token = victim.run("echo TOKEN=$ANTHROPIC_API_KEY").split("TOKEN=")[1].split()[0]
+    assert token.startswith("agr.")
+    digest = hashlib.sha256(victim.key.encode()).hexdigest()
+
+    def spent_on_victim() -> int:
+        return len([r for r in model.requests(path="/v1/messages")
+                    if (r.get("credential") or {}).get("sha256") == digest])
+
+    before = spent_on_victim()
+    out = thief.run("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' "
+                    f"-H 'x-api-key: {token}' -d '{{\"model\":\"x\",\"max_tokens\":1,\"messages\":[]}}' "
+                    "\"$ANTHROPIC_BASE_URL/v1/messages\"")
+    assert out.strip().endswith("401"), out
+    assert spent_on_victim() == before
 
 
 def launch(cp: ControlPlane, config: dict[str, Any] | None = None, config_id: str = "code-assistant") -> Agent:

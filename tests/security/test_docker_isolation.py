@@ -4,7 +4,6 @@ else: not the host, not another container, not the outside."""
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from control.providers.docker import NETWORK
 from stubs.anthropic import StubAnthropic
 from tests.docker_support import agent_image, cleanup_instance, docker_client  # noqa: F401 - fixtures
 from tests.e2e.test_machine_token_hidden import PROBE as TOKEN_PROBE
-from tests.security.conftest import Agent, launch
+from tests.security.conftest import Agent, launch, steal_relay_token
 from tests.security.test_local_network import probe
 from tests.support import ControlPlane, free_port
 
@@ -102,19 +101,7 @@ def test_a_copied_relay_token_is_refused_from_another_container(docker_cp: Contr
                                                                 model: StubAnthropic) -> None:
     other = launch(docker_cp, config={"id": "sec-box-3", "name": "Sec box 3", "allowed_tools": ["Bash"],
                                       "resource_limits": {"memory_limit": "512m"}})
-    token = dagent.run("echo TOKEN=$ANTHROPIC_API_KEY").split("TOKEN=")[1].split()[0]
-    victim = hashlib.sha256(dagent.key.encode()).hexdigest()
-
-    def spent_on_victim() -> int:
-        return len([r for r in model.requests(path="/v1/messages")
-                    if (r.get("credential") or {}).get("sha256") == victim])
-
-    before = spent_on_victim()
-    out = other.run("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' "
-                    f"-H 'x-api-key: {token}' -d '{{\"model\":\"x\",\"max_tokens\":1,\"messages\":[]}}' "
-                    "\"$ANTHROPIC_BASE_URL/v1/messages\"")
-    assert out.strip().endswith("401"), out
-    assert spent_on_victim() == before
+    steal_relay_token(dagent, other, model)
 
 
 def test_relay_configs_cannot_use_the_egress_proxy(docker_cp: ControlPlane, dagent: Agent, gateway: str) -> None:

@@ -5,7 +5,6 @@ every peer but the control plane is proven in tests/e2e/test_fly_flow.py.)"""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +14,7 @@ from stubs.fly import StubFly
 from tests.docker_support import agent_image, docker_client  # noqa: F401 - fixtures
 from tests.e2e.test_fly_flow import config, fly, fly_control_plane, key  # noqa: F401 - fixtures
 from tests.e2e.test_machine_token_hidden import PROBE as TOKEN_PROBE
-from tests.security.conftest import Agent
+from tests.security.conftest import Agent, steal_relay_token
 from tests.security.test_local_network import probe
 from tests.support import ControlPlane
 
@@ -53,19 +52,7 @@ def test_the_control_planes_api_is_out_of_reach(fly_cp: ControlPlane, fly: StubF
 
 def test_a_relay_token_copied_to_another_machine_is_refused(fly_cp: ControlPlane, model: StubAnthropic) -> None:
     victim, thief = fly_agent(fly_cp), fly_agent(fly_cp)
-    token = victim.run("echo TOKEN=$ANTHROPIC_API_KEY").split("TOKEN=")[1].split()[0]
-    digest = hashlib.sha256(victim.key.encode()).hexdigest()
-
-    def spent_on_victim() -> int:
-        return len([r for r in model.requests(path="/v1/messages")
-                    if (r.get("credential") or {}).get("sha256") == digest])
-
-    before = spent_on_victim()
-    out = thief.run("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' "
-                    f"-H 'x-api-key: {token}' -d '{{\"model\":\"x\",\"max_tokens\":1,\"messages\":[]}}' "
-                    "\"$ANTHROPIC_BASE_URL/v1/messages\"")
-    assert out.strip().endswith("401"), out
-    assert spent_on_victim() == before
+    steal_relay_token(victim, thief, model)
     for agent in (victim, thief):
         assert fly_cp.delete(f"/api/agents/sessions/{agent.sid}", agent.key).status_code == 200
 
