@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from wire.protocol import MACHINE_TOKEN_ENV
-
 AGENT_PORT = 8080
 
 
@@ -98,6 +96,7 @@ class Provider(abc.ABC):
     def attach(self, link: MachineLink) -> None:
         """Receive the control plane's per-machine relay; only providers whose machines
         have no network of their own need it."""
+        return None
 
     def relay_listen_address(self) -> tuple[str, int] | None:
         """Where the control plane must serve the relay (and egress proxy) for machines that
@@ -120,6 +119,7 @@ class Provider(abc.ABC):
 
     def validate_resources(self, limits: ResourceLimits) -> None:
         """Reject limits this provider can never honour, before anything is created (a 400)."""
+        return None
 
     def suspend(self, machine_id: str) -> None:
         """Stop a machine for idleness, keeping its workspace. Default: not supported."""
@@ -134,6 +134,7 @@ class Provider(abc.ABC):
 
     def close(self) -> None:
         """Release provider resources at control-plane shutdown (machines are left alone)."""
+        return None
 
 
 def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None) -> dict[str, Any]:
@@ -155,8 +156,9 @@ def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None)
                 raise ProviderError("the machine exited while starting")
             try:
                 resp = http.get(f"{url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=2)
-                if resp.status_code == 200:
-                    return resp.json()
+                body = resp.json() if resp.status_code == 200 else None
+                if isinstance(body, dict):
+                    return body
                 last_error = f"HTTP {resp.status_code}"
             except requests.RequestException as exc:
                 last_error = type(exc).__name__

@@ -52,7 +52,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from control.providers.base import AGENT_PORT, MACHINE_TOKEN_ENV, Machine, MachineSpec, Provider, ProviderError, wait_healthy
+from control.providers.base import AGENT_PORT, Machine, MachineSpec, Provider, ProviderError, wait_healthy
+from wire.protocol import MACHINE_TOKEN_ENV
 
 if TYPE_CHECKING:  # the SDK is imported lazily: a local install never needs an engine
     from docker import DockerClient
@@ -298,7 +299,8 @@ class DockerProvider(Provider):
             try:
                 wait_healthy(url, token, self.startup_timeout, alive=lambda: self._running(container))
             except ProviderError as exc:
-                raise ProviderError(f"{exc.message}{self._exit_detail(container, token)}", retryable=exc.retryable) from None
+                raise ProviderError(f"{exc.message}{self._exit_detail(container, token)}",
+                                    retryable=exc.retryable) from None
             machine = self._machine(container)
             self._remember_peer(url, machine.session_id or "")
             return machine
@@ -312,6 +314,8 @@ class DockerProvider(Provider):
             # A one-shot read is instant; CPU % then comes from our previous sample. The
             # first read has none, so it lets the engine take two samples (about a second).
             stats = container.stats(stream=False, one_shot=True) if previous else container.stats(stream=False)
+            if not isinstance(stats, dict):  # stream=False: always one document
+                return None
             cpu, sample = _cpu_percent(stats, previous)
             if sample is not None:
                 self._cpu_samples[machine_id] = sample
@@ -430,7 +434,8 @@ class DockerProvider(Provider):
                     time.sleep(0.1)
 
     def _labels(self, session_id: str, agent_id: str | None) -> dict[str, str]:
-        labels = {LABEL_SESSION: session_id, LABEL_PROVIDER: "docker", LABEL_MANAGED: "1", LABEL_INSTANCE: self.instance}
+        labels = {LABEL_SESSION: session_id, LABEL_PROVIDER: "docker", LABEL_MANAGED: "1",
+                  LABEL_INSTANCE: self.instance}
         if agent_id:
             labels[LABEL_AGENT] = agent_id
         return labels
@@ -471,7 +476,8 @@ class DockerProvider(Provider):
         self._read_engine()
         if limits.storage_mb and self._storage_quota is not False:
             try:
-                container = self.client.containers.create(image, storage_opt={"size": f"{limits.storage_mb}M"}, **kwargs)
+                container = self.client.containers.create(image, storage_opt={"size": f"{limits.storage_mb}M"},
+                                                          **kwargs)
                 self._storage_quota = True
                 return container
             except Exception as exc:  # only the quota refusal is handled here; the rest is re-raised
@@ -531,7 +537,7 @@ class DockerProvider(Provider):
                 url = self._url(container)
             except ProviderError:
                 url = ""
-        return Machine(container.name, url, state, (container.labels or {}).get(LABEL_SESSION))
+        return Machine(container.name or "", url, state, (container.labels or {}).get(LABEL_SESSION))
 
     def _exit_detail(self, container: Container, token: str) -> str:
         """Why a machine failed: exit state and its last log lines, with the token scrubbed."""
@@ -558,7 +564,7 @@ class DockerProvider(Provider):
 
     def _disk_used_mb(self, container: Container) -> float | None:
         result = container.exec_run(["timeout", "5", "du", "-skx", "/workspace", "/home/agent"], user=AGENT_UID)
-        if result.exit_code != 0:
+        if result.exit_code != 0 or not isinstance(result.output, bytes):
             return None
         kb = sum(int(line.split()[0]) for line in result.output.decode().splitlines() if line.strip())
         return round(kb / 1024, 1)
@@ -581,7 +587,8 @@ def _is_quota_refusal(exc: Exception) -> bool:
     return "storage-opt" in text or "storage opt" in text or "quota" in text or "storageopt" in text
 
 
-def _cpu_percent(stats: dict[str, Any], previous: tuple[int, int] | None) -> tuple[float | None, tuple[int, int] | None]:
+def _cpu_percent(stats: dict[str, Any],
+                 previous: tuple[int, int] | None) -> tuple[float | None, tuple[int, int] | None]:
     cpu = stats.get("cpu_stats") or {}
     total = int((cpu.get("cpu_usage") or {}).get("total_usage") or 0)
     system = int(cpu.get("system_cpu_usage") or 0)
@@ -603,7 +610,7 @@ def _agents_network(client: DockerClient, name: str, *, isolate: bool) -> Any:
 
     found = [n for n in client.networks.list(names=[name]) if n.name == name]
     if found:
-        network = client.networks.get(found[0].id)
+        network = client.networks.get(found[0].id or name)
         if network.attrs.get("Internal"):
             return network
         # A network from before agents were cut off from the outside: replace it when no
@@ -623,7 +630,7 @@ def _agents_network(client: DockerClient, name: str, *, isolate: bool) -> Any:
         network = client.networks.get(name)
     else:
         log.info("created the Docker network %s for agent machines", name)
-    return client.networks.get(network.id)
+    return client.networks.get(network.id or name)
 
 
 def _ipv4_gateway(network: Any) -> str:
@@ -635,7 +642,7 @@ def _gateway_of(attrs: dict[str, Any], name: str) -> str:
     gateways = [c["Gateway"] for c in configs if c.get("Gateway") and ":" not in c["Gateway"]]
     if not gateways:
         raise ProviderError(f"the Docker network {name} has no IPv4 gateway")
-    return gateways[0]
+    return str(gateways[0])
 
 
 __all__ = ["NETWORK", "DockerProvider", "container_name"]

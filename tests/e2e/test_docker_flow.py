@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stubs.anthropic import StubAnthropic
-from tests.docker_support import AGENT_IMAGE, agent_image, cleanup_instance, docker_client  # noqa: F401 - fixtures
+from tests.docker_support import cleanup_instance
 from tests.support import ControlPlane, dump, types, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
@@ -20,8 +20,8 @@ SMALL = {"id": "small-box", "name": "Small box", "allowed_tools": ["Bash", "Read
 
 
 @pytest.fixture(scope="module")
-def module_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, agent_image: str,  # noqa: F811
-              docker_client: Any) -> Any:  # noqa: F811
+def module_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, agent_image: str,
+              docker_client: Any) -> Any:
     cp = ControlPlane(tmp_path_factory.mktemp("docker-cp"), {
         "ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker", "AGENT_IMAGE": agent_image}).start()
     yield cp
@@ -29,7 +29,7 @@ def module_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, ag
 
 
 @pytest.fixture
-def docker_cp(module_cp: ControlPlane, docker_client: Any) -> Any:  # noqa: F811
+def docker_cp(module_cp: ControlPlane, docker_client: Any) -> Any:
     """The module's control plane; whatever a test left on the engine (a failed assertion
     before its own delete, say) is removed by the plane's instance label afterwards."""
     yield module_cp
@@ -37,7 +37,7 @@ def docker_cp(module_cp: ControlPlane, docker_client: Any) -> Any:  # noqa: F811
 
 
 @pytest.fixture
-def idle_cp(tmp_path: Path, model: StubAnthropic, agent_image: str, docker_client: Any) -> Any:  # noqa: F811
+def idle_cp(tmp_path: Path, model: StubAnthropic, agent_image: str, docker_client: Any) -> Any:
     cp = ControlPlane(tmp_path / "idle", {"ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker",
                                           "AGENT_IMAGE": agent_image, "SESSION_IDLE_TIMEOUT": "2",
                                           "SESSION_CLEANUP_INTERVAL": "1"}).start()
@@ -50,7 +50,7 @@ def _containers(client: Any, sid: str) -> list[Any]:
     return client.containers.list(all=True, filters={"label": f"agcluster.session_id={sid}"})
 
 
-def test_launch_chat_files_delete_on_docker(docker_cp: ControlPlane, docker_client: Any) -> None:  # noqa: F811
+def test_launch_chat_files_delete_on_docker(docker_cp: ControlPlane, docker_client: Any) -> None:
     key = "sk-ant-api03-" + secrets.token_hex(20)
     sid = docker_cp.launch(key, config=SMALL)["session_id"]
     events = docker_cp.chat_events(sid, key, "run: echo hi > proof.txt && cat proof.txt && id -u")
@@ -93,7 +93,7 @@ def test_memory_limit_kills_the_allocation_not_the_platform(docker_cp: ControlPl
     assert "still-here" in next(e for e in again if e["type"] == "tool_result")["output"], dump(again)
 
 
-def test_killed_container_is_reported_and_restart_reconciles(docker_cp: ControlPlane, docker_client: Any) -> None:  # noqa: F811
+def test_killed_container_is_reported_and_restart_reconciles(docker_cp: ControlPlane, docker_client: Any) -> None:
     key = "sk-ant-api03-" + secrets.token_hex(20)
     sid = docker_cp.launch(key, config=SMALL)["session_id"]
     stream = docker_cp.chat_stream(sid, key, "run: python3 -c 'import time; time.sleep(120)'")
@@ -127,7 +127,7 @@ def test_killed_container_is_reported_and_restart_reconciles(docker_cp: ControlP
 
 
 def test_idle_stop_and_wake_on_docker(idle_cp: ControlPlane, model: StubAnthropic,
-                                      docker_client: Any) -> None:  # noqa: F811
+                                      docker_client: Any) -> None:
     cp = idle_cp
     key = "sk-ant-api03-" + secrets.token_hex(20)
     sid = cp.launch(key, config=SMALL)["session_id"]

@@ -33,23 +33,11 @@ from typing import Any
 import pytest
 
 from stubs.anthropic import StubAnthropic
-from stubs.fly import StubFly
-from tests.docker_support import AGENT_IMAGE, agent_image, docker_client  # noqa: F401 - fixtures
-from tests.support import ControlPlane, dump, free_port, types
+from stubs.fly import DockerBackend, StubFly
+from tests.fly_support import APP, FLY_TOKEN, config, fly_control_plane, key
+from tests.support import ControlPlane, dump, types
 
-APP = "agcluster-test"
-FLY_TOKEN = "fm2_" + secrets.token_hex(16)  # a macaroon: sent with the FlyV1 scheme
 GONE = ("pending_destroy", "destroyed")
-
-
-def key() -> str:
-    return "sk-ant-api03-" + secrets.token_hex(24)
-
-
-def config(memory: str = "4g") -> dict[str, Any]:
-    """A plain agent; ``memory`` decides whether Fly can suspend it (at most 2 GB)."""
-    return {"id": "plain", "name": "Plain", "allowed_tools": ["Bash", "Read", "Write"],
-            "resource_limits": {"memory_limit": memory, "cpu_quota": 100000, "storage_limit": "1g"}}
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 120.0) -> Any:
@@ -65,25 +53,6 @@ def wait_for(condition: Callable[[], Any], timeout: float = 120.0) -> Any:
 
 def live_volumes(fly: StubFly) -> list[dict[str, Any]]:
     return [v for v in fly.volumes() if v["state"] not in GONE]
-
-
-def fly_control_plane(data_dir: Path, stub: StubFly, model: StubAnthropic, image: str = AGENT_IMAGE,
-                      **extra: str) -> ControlPlane:
-    """A control plane whose machines reach its relay on the stand-in network's gateway."""
-    relay_port = free_port()
-    host = f"[{stub.gateway}]" if ":" in stub.gateway else stub.gateway
-    return ControlPlane(data_dir, {
-        "CONTAINER_PROVIDER": "fly_machines", "FLY_API_TOKEN": FLY_TOKEN, "FLY_APP_NAME": APP,
-        "MACHINES_API_URL": stub.url, "AGENT_IMAGE": image, "ANTHROPIC_BASE_URL": model.url,
-        "RELAY_PORT": str(relay_port), "RELAY_URL": f"http://{host}:{relay_port}/relay", **extra,
-    }).start(timeout=120)
-
-
-@pytest.fixture(scope="module")
-def fly(agent_image: str) -> Iterator[StubFly]:
-    stub = StubFly(backend="docker", token=FLY_TOKEN, apps=[APP]).start()
-    yield stub
-    stub.stop()
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +81,7 @@ def nothing_left(fly: StubFly) -> Iterator[None]:
 
 
 def docker_machine(docker_client: Any, fly: StubFly, machine_id: str) -> Any:
+    assert isinstance(fly.backend, DockerBackend)
     return docker_client.containers.get(f"stubs-fly-{fly.backend.label}-{machine_id}")
 
 

@@ -20,7 +20,7 @@ import requests
 
 from control.providers.base import Machine, MachineSpec, ProviderError, ResourceLimits
 from control.providers.docker import NETWORK, DockerProvider, _check_env, _cpu_percent
-from tests.docker_support import agent_image, container_exec, docker_client, docker_instance  # noqa: F401
+from tests.docker_support import container_exec
 from tests.support import free_port
 
 # The first test may pay for a cold image build (see tests/docker_support.py).
@@ -40,7 +40,7 @@ def _spec(**overrides: Any) -> MachineSpec:
 
 
 @pytest.fixture(scope="module")
-def provider(agent_image: str, docker_instance: str) -> Iterator[DockerProvider]:  # noqa: F811
+def provider(agent_image: str, docker_instance: str) -> Iterator[DockerProvider]:
     p = DockerProvider(agent_image, relay_port=free_port(), egress_port=free_port(), in_docker=False,
                        instance=docker_instance, startup_timeout=120)
     yield p
@@ -77,7 +77,7 @@ def test_health_needs_the_machine_token(machine: tuple[MachineSpec, Machine]) ->
     assert wrong.status_code == 401
 
 
-def test_container_is_locked_down(machine: tuple[MachineSpec, Machine], docker_client: Any) -> None:  # noqa: F811
+def test_container_is_locked_down(machine: tuple[MachineSpec, Machine], docker_client: Any) -> None:
     spec, m = machine
     info = _inspect(docker_client, m.machine_id)
     host = info["HostConfig"]
@@ -95,8 +95,9 @@ def test_container_is_locked_down(machine: tuple[MachineSpec, Machine], docker_c
     assert host["Privileged"] is False
     assert host["RestartPolicy"]["Name"] in ("", "no")
     # Only pid 1 (tini) is root; the machine agent runs as uid 1000 with nothing.
+    agent_pid = "$(pgrep -u 1000 -f 'python3 -m machine_agent' | head -1)"
     status = container_exec(docker_client, m.machine_id, "sh", "-c",
-                            "grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs)' /proc/$(pgrep -u 1000 -f 'python3 -m machine_agent' | head -1)/status")[1]
+                            f"grep -E '^(Uid|CapEff|CapBnd|NoNewPrivs)' /proc/{agent_pid}/status")[1]
     fields = dict(line.split(":", 1) for line in status.strip().splitlines())
     assert fields["Uid"].split()[0] == "1000" and fields["CapEff"].strip() == "0000000000000000", status
     assert fields["CapBnd"].strip() == "0000000000000000" and fields["NoNewPrivs"].strip() == "1", status
@@ -127,14 +128,14 @@ def test_container_is_locked_down(machine: tuple[MachineSpec, Machine], docker_c
     assert out.split()[-1].strip("0") == "", f"effective capabilities left: {out}"
 
 
-def test_agents_network_isolates_agents(provider: DockerProvider, docker_client: Any) -> None:  # noqa: F811
+def test_agents_network_isolates_agents(provider: DockerProvider, docker_client: Any) -> None:
     network = docker_client.networks.get(NETWORK)
     if "com.docker.compose.network" in (network.attrs.get("Labels") or {}):
         pytest.skip("the network was created by docker compose (the control plane shares it there)")
     assert network.attrs["Options"].get("com.docker.network.bridge.enable_icc") == "false"
 
 
-def test_no_user_secret_reaches_the_machine(machine: tuple[MachineSpec, Machine], docker_client: Any,  # noqa: F811
+def test_no_user_secret_reaches_the_machine(machine: tuple[MachineSpec, Machine], docker_client: Any,
                                             provider: DockerProvider) -> None:
     _, m = machine
     assert SECRET_MARKER not in json.dumps(_inspect(docker_client, m.machine_id))
@@ -163,8 +164,8 @@ def test_usage_reports_limits(machine: tuple[MachineSpec, Machine], provider: Do
     assert time.monotonic() - started < 5, "later reads use a one-shot sample"
 
 
-def test_relay_url_is_reachable_from_a_machine(docker_client: Any, agent_image: str,  # noqa: F811
-                                               docker_instance: str) -> None:  # noqa: F811
+def test_relay_url_is_reachable_from_a_machine(docker_client: Any, agent_image: str,
+                                               docker_instance: str) -> None:
     """On the host the relay is served on the agents network's gateway; prove a machine gets there."""
     seen: list[str] = []
 
@@ -204,7 +205,7 @@ def test_relay_url_is_reachable_from_a_machine(docker_client: Any, agent_image: 
 
 
 def test_compose_mode_needs_the_control_plane_on_the_agents_network(agent_image: str,
-                                                                   docker_instance: str) -> None:  # noqa: F811
+                                                                   docker_instance: str) -> None:
     """In a container the relay listens on the control plane's own address on the agents
     network; outside one (as here) that address does not exist, and the error says so."""
     p = DockerProvider(agent_image, relay_port=8001, egress_port=8002, in_docker=True,
@@ -217,7 +218,7 @@ def test_compose_mode_needs_the_control_plane_on_the_agents_network(agent_image:
         p.close()
 
 
-def test_lifecycle_list_kill_resume_destroy(provider: DockerProvider, docker_client: Any) -> None:  # noqa: F811
+def test_lifecycle_list_kill_resume_destroy(provider: DockerProvider, docker_client: Any) -> None:
     spec = _spec()
     m = provider.start(spec)
     ws_volume, home_volume = f"agcluster-ws-{spec.session_id}", f"agcluster-home-{spec.session_id}"
@@ -257,7 +258,7 @@ def test_lifecycle_list_kill_resume_destroy(provider: DockerProvider, docker_cli
     provider.destroy(m.machine_id)  # idempotent
 
 
-def test_restart_of_a_session_keeps_its_workspace(provider: DockerProvider, docker_client: Any) -> None:  # noqa: F811
+def test_restart_of_a_session_keeps_its_workspace(provider: DockerProvider, docker_client: Any) -> None:
     """start() for a session whose container exists replaces the container, not the volumes."""
     spec = _spec()
     first = provider.start(spec)
@@ -270,7 +271,7 @@ def test_restart_of_a_session_keeps_its_workspace(provider: DockerProvider, dock
         provider.destroy(first.machine_id)
 
 
-def test_a_crashing_machine_fails_fast_with_its_output(provider: DockerProvider, docker_client: Any) -> None:  # noqa: F811
+def test_a_crashing_machine_fails_fast_with_its_output(provider: DockerProvider, docker_client: Any) -> None:
     spec = _spec(env={"MAX_UPLOAD_MB": "not-a-number"})  # the agent exits at start-up
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
@@ -285,7 +286,7 @@ def test_a_crashing_machine_fails_fast_with_its_output(provider: DockerProvider,
     assert f"agcluster-ws-{spec.session_id}" not in names
 
 
-def test_missing_image_says_how_to_build_it(docker_instance: str) -> None:  # noqa: F811
+def test_missing_image_says_how_to_build_it(docker_instance: str) -> None:
     p = DockerProvider("agcluster/agent:does-not-exist", relay_port=8001, egress_port=8002, in_docker=False,
                        instance=docker_instance)
     try:
@@ -295,8 +296,8 @@ def test_missing_image_says_how_to_build_it(docker_instance: str) -> None:  # no
         p.close()
 
 
-def test_destroy_leaves_foreign_containers_alone(provider: DockerProvider, docker_client: Any,  # noqa: F811
-                                                agent_image: str) -> None:  # noqa: F811
+def test_destroy_leaves_foreign_containers_alone(provider: DockerProvider, docker_client: Any,
+                                                agent_image: str) -> None:
     name = f"agcluster-agent-foreign-{uuid.uuid4().hex[:8]}"
     docker_client.containers.create(agent_image, name=name, command=["true"])
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from control.providers.docker import NETWORK
 from stubs.anthropic import StubAnthropic
-from tests.docker_support import agent_image, cleanup_instance, docker_client  # noqa: F401 - fixtures
+from tests.docker_support import cleanup_instance
 from tests.e2e.test_machine_token_hidden import PROBE as TOKEN_PROBE
 from tests.security.conftest import Agent, launch, steal_relay_token
 from tests.security.test_local_network import probe
@@ -23,8 +23,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
-def docker_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, agent_image: str,  # noqa: F811
-              docker_client: Any) -> Iterator[ControlPlane]:  # noqa: F811
+def docker_cp(tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, agent_image: str,
+              docker_client: Any) -> Iterator[ControlPlane]:
     cp = ControlPlane(tmp_path_factory.mktemp("sec-docker"), {
         "ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker", "AGENT_IMAGE": agent_image,
         "RELAY_PORT": str(free_port()), "EGRESS_PORT": str(free_port())}).start()
@@ -40,7 +40,7 @@ def dagent(docker_cp: ControlPlane) -> Agent:
 
 
 @pytest.fixture(scope="module")
-def gateway(docker_client: Any, dagent: Agent) -> str:  # noqa: F811
+def gateway(docker_client: Any, dagent: Agent) -> str:
     network = docker_client.networks.get(NETWORK)
     return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
 
@@ -73,7 +73,7 @@ def host_service(gateway: str) -> Iterator[int]:
     server.close()
 
 
-def test_the_agents_network_is_internal_and_nothing_is_published(docker_client: Any, dagent: Agent) -> None:  # noqa: F811
+def test_the_agents_network_is_internal_and_nothing_is_published(docker_client: Any, dagent: Agent) -> None:
     assert docker_client.networks.get(NETWORK).attrs["Internal"] is True
     container = docker_client.containers.get(dagent.row["machine_id"])
     assert not (container.attrs["NetworkSettings"].get("Ports") or {}).get("8080/tcp")
@@ -88,7 +88,7 @@ def test_host_services_are_out_of_reach(docker_cp: ControlPlane, dagent: Agent, 
     assert "CONNECTED" not in results.values(), results
 
 
-def test_other_containers_are_out_of_reach(docker_cp: ControlPlane, dagent: Agent, docker_client: Any) -> None:  # noqa: F811
+def test_other_containers_are_out_of_reach(docker_cp: ControlPlane, dagent: Agent, docker_client: Any) -> None:
     other = launch(docker_cp, config={"id": "sec-box-2", "name": "Sec box 2", "allowed_tools": ["Bash"],
                                       "resource_limits": {"memory_limit": "512m"}})
     networks = docker_client.containers.get(other.row["machine_id"]).attrs["NetworkSettings"]["Networks"]
@@ -125,7 +125,7 @@ def test_internet_configs_reach_only_public_addresses(docker_cp: ControlPlane, g
     assert "egress refused" in agent.run("curl -s -m 10 http://169.254.169.254/")
 
 
-def test_setuid_is_inert_in_a_container(dagent: Agent, docker_client: Any) -> None:  # noqa: F811
+def test_setuid_is_inert_in_a_container(dagent: Agent, docker_client: Any) -> None:
     out = dagent.run("cp /usr/bin/id /workspace/id; chmod 4755 /workspace/id; /workspace/id -u; "
                      "stat -c %u /workspace/id")
     uid, owner = out.split()[-2:]

@@ -11,9 +11,8 @@ import pytest
 
 from stubs.anthropic import StubAnthropic
 from stubs.fly import StubFly
-from tests.docker_support import agent_image, docker_client  # noqa: F401 - fixtures
-from tests.e2e.test_fly_flow import config, fly, fly_control_plane, key  # noqa: F401 - fixtures
 from tests.e2e.test_machine_token_hidden import PROBE as TOKEN_PROBE
+from tests.fly_support import config, fly_control_plane, key
 from tests.security.conftest import Agent, steal_relay_token
 from tests.security.test_local_network import probe
 from tests.support import ControlPlane
@@ -22,7 +21,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
-def fly_cp(fly: StubFly, agent_image: str, model: StubAnthropic,  # noqa: F811
+def fly_cp(fly: StubFly, agent_image: str, model: StubAnthropic,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     plane = fly_control_plane(tmp_path_factory.mktemp("sec-fly"), fly, model, agent_image)
     yield plane
@@ -35,7 +34,7 @@ def fly_agent(cp: ControlPlane) -> Agent:
     return Agent(cp, body["session_id"], api_key, body)
 
 
-def test_the_control_planes_api_is_out_of_reach(fly_cp: ControlPlane, fly: StubFly,  # noqa: F811
+def test_the_control_planes_api_is_out_of_reach(fly_cp: ControlPlane, fly: StubFly,
                                                 model: StubAnthropic) -> None:
     agent = fly_agent(fly_cp)
     gateway = fly.gateway
