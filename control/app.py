@@ -27,7 +27,7 @@ from control.blueprints.ui import ui_bp
 from control.configs import ConfigCatalog
 from control.context import AgCluster
 from control.jsonio import StrictJSONProvider
-from control.pool import WarmPool
+from control.pool import WarmPool, hot_presets
 from control.providers import make_provider
 from control.providers.base import Provider
 from control.quotas import Quotas
@@ -57,7 +57,9 @@ def create_app(settings: Settings | None = None, provider: Provider | None = Non
     minter = TokenMinter(load_server_secret(settings.data_dir))
     quotas = Quotas(settings, store)
     sessions = SessionService(settings=settings, store=store, provider=provider, catalog=catalog, vault=vault,
-                              minter=minter, quotas=quotas, pool=WarmPool(provider, minter, settings.warm_pool_size))
+                              minter=minter, quotas=quotas,
+                              pool=WarmPool(provider, minter, settings.warm_pool_size,
+                                            hot_presets(settings.hot_pool, catalog.presets)))
     app.extensions["agcluster"] = AgCluster(
         settings=settings, store=store, catalog=catalog, provider=provider, vault=vault, minter=minter,
         sessions=sessions, relay_http=_relay_http(settings), accounts=Accounts(store), quotas=quotas,

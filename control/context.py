@@ -61,10 +61,7 @@ class AgCluster:
         report = self.sessions.lifecycle.reconcile()
         if any(report.values()):
             log.info("reconciled sessions with %s: %s", self.provider.name, report)
-        default = self.catalog.presets.get("code-assistant")
-        if default is not None:
-            self.sessions.pool.warm(default.get("image") or None, self.sessions.machines.resource_limits(default),
-                                    default.get("network") or "relay")
+        self.sessions.machines.warm_up(self.catalog.presets)
         self.janitor.start()
 
     def stop(self) -> None:

@@ -198,6 +198,11 @@ class StateCollector:
         target = GaugeMetricFamily("agcluster_warm_pool_target", "Machines the warm pool keeps ready per class.")
         target.add_metric([], pool.size)
         yield target
+        hot = GaugeMetricFamily("agcluster_hot_pool_ready", "Machines configured ahead for a preset, unclaimed.",
+                                labels=["preset"])
+        for preset, counts in sorted(pool.hot_counts().items()):  # bounded: the presets WARM_POOL names
+            hot.add_metric([preset], counts["ready"])
+        yield hot
 
 
 def registry_for(app: Flask) -> CollectorRegistry:

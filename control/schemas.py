@@ -87,8 +87,10 @@ class ErrorSchema(_Open):
 
 
 class WarmPoolSchema(_Open):
-    size = fields.Integer(required=True)
+    size = fields.Integer(required=True, metadata={"description": "unconfigured machines kept per class (WARM_POOL *)"})
     ready = fields.Integer(required=True)
+    hot = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "per preset in WARM_POOL: {size, ready} machines kept configured for it"})
 
 
 class HealthSchema(_Open):

@@ -15,6 +15,8 @@ from typing import Any
 
 PROVIDERS = ("local", "docker", "fly_machines")
 AUTH_MODES = ("none", "token")
+_PRESET = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")  # a config id (control.config_schema.SLUG)
+POOL_MAX = 50
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
 
 
@@ -52,6 +54,9 @@ class Settings:
     machines_dir: Path = Path("./data/machines")
     demo: bool = False
     warm_pool_size: int = 0
+    """Machines kept started but unconfigured (``WARM_POOL``'s ``*``), per class."""
+    hot_pool: tuple[tuple[str, int], ...] = ()
+    """Per preset id, machines kept started *and configured* for it (``WARM_POOL``)."""
     session_ttl: int = 0
     quota_max_sessions: int = 0
     quota_launches_per_hour: int = 0
@@ -74,6 +79,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     database_path = Path(reader.text("DATABASE_PATH", "./data/agcluster.db"))
     api_port = reader.integer("API_PORT", 8000, 1, 65535)
     api_host = reader.text("API_HOST", "127.0.0.1")
+    warm_size, hot_pool = reader.pool("WARM_POOL", "WARM_POOL_SIZE")
     settings = Settings(
         api_host=api_host,
         api_port=api_port,
@@ -102,7 +108,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         relay_port=reader.integer("RELAY_PORT", api_port + 1 if api_port < 65534 else 8001, 1, 65535),
         egress_port=reader.integer("EGRESS_PORT", api_port + 2 if api_port < 65533 else 8002, 1, 65535),
         machines_dir=Path(reader.text("MACHINES_DIR", str(database_path.parent / "machines"))),
-        warm_pool_size=reader.integer("WARM_POOL_SIZE", 0, 0, 50),
+        warm_pool_size=warm_size,
+        hot_pool=hot_pool,
         session_ttl=reader.integer("SESSION_TTL", 0, 0, 10 * 365 * 86_400),
         quota_max_sessions=reader.integer("QUOTA_MAX_SESSIONS", 0, 0, 100_000),
         quota_launches_per_hour=reader.integer("QUOTA_LAUNCHES_PER_HOUR", 0, 0, 1_000_000),
@@ -212,6 +219,28 @@ class _Reader:
             if not re.match(r"^(\[[0-9a-f:.]+\]|[a-z0-9.-]+|[0-9a-f:]+)$", host):
                 raise SettingsError(f"{name} must list host names such as agents.example.com, got {host!r}")
         return hosts
+
+    def pool(self, name: str, legacy: str) -> tuple[int, tuple[tuple[str, int], ...]]:
+        """``WARM_POOL=code-assistant:2,research-agent:1,*:1``: machines kept ready per preset
+        (started and configured for it) and, under ``*``, started but unconfigured ones for
+        anything else. ``WARM_POOL_SIZE=N`` is the older spelling of ``*:N``."""
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return self.integer(legacy, 0, 0, POOL_MAX), ()
+        if self.env.get(legacy, "").strip():
+            raise SettingsError(f"set {name} or {legacy}, not both ({legacy}=N is {name}=*:N)")
+        sizes: dict[str, int] = {}
+        for entry in (e.strip() for e in raw.split(",")):
+            preset, colon, count = entry.rpartition(":")
+            preset = preset.strip()
+            if not colon or not (preset == "*" or _PRESET.match(preset)) or not count.strip().isdigit():
+                raise SettingsError(f"{name} must list preset:count pairs such as code-assistant:2,*:1, got {entry!r}")
+            if preset in sizes:
+                raise SettingsError(f"{name} names {preset!r} twice")
+            sizes[preset] = int(count)
+            if sizes[preset] > POOL_MAX:
+                raise SettingsError(f"{name}: at most {POOL_MAX} machines per entry, got {entry!r}")
+        return sizes.pop("*", 0), tuple((preset, n) for preset, n in sizes.items() if n > 0)
 
     def origins(self, name: str) -> tuple[str, ...]:
         raw = self.env.get(name, "").strip()

@@ -19,7 +19,8 @@ def health() -> Response:
     app = ctx()
     return jsonify(status="healthy", provider=app.provider.name, auth_mode=app.settings.auth_mode,
                    demo=app.settings.demo, version=__version__,
-                   warm_pool={"size": app.settings.warm_pool_size, "ready": app.sessions.pool.ready_count()},
+                   warm_pool={"size": app.settings.warm_pool_size, "ready": app.sessions.pool.ready_count(),
+                              "hot": app.sessions.pool.hot_counts()},
                    enforced={policy: app.provider.enforcement(policy) for policy in NETWORK_POLICIES})
 
 

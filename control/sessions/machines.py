@@ -74,13 +74,39 @@ class Machines:
     def remember_mcp_env(self, session_id: str, mcp_env: dict[str, dict[str, str]]) -> None:
         self._mcp_env[session_id] = mcp_env
 
+    def warm_up(self, presets: dict[str, dict[str, Any]]) -> None:
+        """Fill the pool: machines configured ahead for each ``WARM_POOL`` preset, and warm
+        (unconfigured) ones of the default preset's class."""
+        for preset in self.pool.hot:
+            config = presets[preset]
+            self.pool.keep_hot(preset, config, self.resource_limits(config))
+        default = presets.get("code-assistant")
+        if default is not None:
+            self.pool.warm(default.get("image") or None, self.resource_limits(default), network_of(default))
+
     def bring_up(self, row: SessionRow, limits: ResourceLimits) -> None:
-        """A new session's first machine: a warm one from the pool if one fits, else a fresh one."""
+        """A new session's first machine: a hot one configured for its preset, else a warm one
+        from the pool if one fits, else a fresh one. A launch with MCP secrets never gets a
+        hot machine (its CLI must start with them)."""
+        if not self._mcp_env.get(row.id):
+            hot = self.pool.claim_hot(row.config_id, row.config)
+            if hot is not None:
+                self._bind(row, hot)
+                return
         pooled = self.pool.claim(row.config.get("image") or None, limits, network_of(row.config))
         if pooled is None:
             self.start(row, limits)
         else:
             self._adopt(row, pooled)
+
+    def _bind(self, row: SessionRow, pooled: PooledMachine) -> None:
+        """Claim a hot machine: one row update names it the session's machine, which is also
+        what opens its relay token (the relay maps the machine key to this session and its
+        owner's key). Nothing is sent to the machine; its CLI keeps running."""
+        self.store.set_status(row.id, SessionStatus.RUNNING, machine_key=pooled.machine_key,
+                              machine_id=pooled.machine.machine_id, machine_url=pooled.machine.url,
+                              last_active_at=time.time())
+        self._session_http(row.id, pooled.machine.url)
 
     def _adopt(self, row: SessionRow, pooled: PooledMachine) -> None:
         self.store.update_session(row.id, machine_key=pooled.machine_key, machine_id=pooled.machine.machine_id,

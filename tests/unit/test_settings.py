@@ -50,3 +50,27 @@ def test_bad_setting_stops_the_cli_with_the_name(capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as exc:
         cli.main(["serve"])
     assert "API_PORT" in str(exc.value.code)
+
+
+def test_warm_pool_per_preset_and_its_older_spelling() -> None:
+    s = from_env({"WARM_POOL": "code-assistant:2, research-agent:1,*:3,data-analysis:0"})
+    assert (s.warm_pool_size, s.hot_pool) == (3, (("code-assistant", 2), ("research-agent", 1)))
+    assert (from_env({"WARM_POOL_SIZE": "2"}).warm_pool_size, from_env({}).hot_pool) == (2, ())
+    for bad in ("code-assistant", "code-assistant:two", "Code:1", "*:1,*:2", "code-assistant:51"):
+        with pytest.raises(SettingsError, match="WARM_POOL"):
+            from_env({"WARM_POOL": bad})
+    with pytest.raises(SettingsError, match="WARM_POOL_SIZE"):
+        from_env({"WARM_POOL": "*:1", "WARM_POOL_SIZE": "1"})
+
+
+def test_warm_pool_presets_are_checked_against_the_catalog(tmp_path: Path) -> None:
+    from control.app import create_app
+
+    def build(pool: str) -> None:
+        create_app(from_env({"DATABASE_PATH": str(tmp_path / "agcluster.db"), "WARM_POOL": pool}))
+
+    build("code-assistant:1,*:1")
+    with pytest.raises(SettingsError, match="no-such-preset"):
+        build("no-such-preset:1")
+    with pytest.raises(SettingsError, match="mcp_env"):
+        build("github-code-review:1")
