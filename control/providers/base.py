@@ -137,11 +137,16 @@ class Provider(abc.ABC):
         return None
 
 
-def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None) -> dict[str, Any]:
+def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None,
+                 listening: bool = False) -> dict[str, Any]:
     """Poll the agent's ``/health`` until it answers, with short growing back-off.
 
     ``alive`` is an optional callable that returns False once the machine has died, so a
-    crash fails fast instead of waiting out the timeout.
+    crash fails fast instead of waiting out the timeout. ``listening``: the machine's socket
+    was listening before the agent started (an inherited ``--listen-fd``), so one request
+    waits in its backlog and is answered the moment the agent can; a short per-try timeout
+    would only abandon it and queue another behind it on a busy host. A crash closes the
+    socket, which ends that wait at once.
     """
     import requests  # here, not at import time: the CLI imports providers before gevent patches
 
@@ -155,7 +160,8 @@ def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None)
             if alive is not None and not alive():
                 raise ProviderError("the machine exited while starting")
             try:
-                resp = http.get(f"{url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=2)
+                wait = max(0.1, deadline - time.monotonic()) if listening else 2
+                resp = http.get(f"{url}/health", headers={"Authorization": f"Bearer {token}"}, timeout=(2, wait))
                 body = resp.json() if resp.status_code == 200 else None
                 if isinstance(body, dict):
                     return body

@@ -72,6 +72,7 @@ class LocalProvider(Provider):
                 "bubblewrap (bwrap) is not installed, so local machines cannot be sandboxed. "
                 "Install it (Debian/Ubuntu: sudo apt-get install bubblewrap) or use CONTAINER_PROVIDER=docker."
             )
+        sandbox.compile_sources()
         self.machines_dir = machines_dir.resolve()
         self.machines_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.machines_dir, 0o700)
@@ -103,7 +104,8 @@ class LocalProvider(Provider):
         proc = self._spawner.submit(self._spawn, spec, dirs).result()
         url = unix_url(dirs.agent_socket)
         try:
-            wait_healthy(url, spec.machine_token, self.startup_timeout, alive=lambda: proc.popen.poll() is None)
+            wait_healthy(url, spec.machine_token, self.startup_timeout, alive=lambda: proc.popen.poll() is None,
+                         listening=True)
         except ProviderError as exc:
             tail = _tail(dirs.root / "agent.log")
             self._kill(spec.session_id)

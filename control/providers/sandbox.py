@@ -49,6 +49,16 @@ EGRESS_PORT = 41002
 UID_FILE = "uid"
 
 
+def compile_sources() -> None:
+    """Write the machine agent's bytecode once, here: a sandbox sees the source read-only, so
+    missing or stale ``__pycache__`` files would be recompiled in memory at every machine
+    start. Quietly does nothing where the source is not ours to write."""
+    import compileall
+
+    for package in ("machine_agent", "wire"):
+        compileall.compile_dir(str(SOURCE_ROOT / package), quiet=2)
+
+
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
