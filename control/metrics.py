@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -117,16 +117,17 @@ def observe_model_status(status: int) -> None:
         count_provider_error("anthropic", str(int(status)))
 
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_S = TypeVar("_S")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def timed_launch(method: _F) -> _F:
+def timed_launch(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
     """Decorates ``SessionService.launch``: one line there instead of timing code woven
     through its error handling. A 4xx ``ApiError`` is a rejected request; anything else
     raised is a failed launch."""
 
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -140,7 +141,8 @@ def timed_launch(method: _F) -> _F:
             observe_launch(getattr(getattr(self, "provider", None), "name", "unknown"),
                            time.perf_counter() - started, outcome)
 
-    return wrapper  # type: ignore[return-value]
+    functools.update_wrapper(wrapper, method)
+    return wrapper
 
 
 class FirstEventClock:
@@ -200,8 +202,8 @@ class StateCollector:
         yield target
         hot = GaugeMetricFamily("agcluster_hot_pool_ready", "Machines configured ahead for a preset, unclaimed.",
                                 labels=["preset"])
-        for preset, counts in sorted(pool.hot_counts().items()):  # bounded: the presets WARM_POOL names
-            hot.add_metric([preset], counts["ready"])
+        for preset, numbers in sorted(pool.hot_counts().items()):  # bounded: the presets WARM_POOL names
+            hot.add_metric([preset], numbers["ready"])
         yield hot
 
 
