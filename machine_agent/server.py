@@ -24,6 +24,7 @@ import errno
 import io
 import json
 import os
+import select
 import socket
 import stat
 import sys
@@ -109,6 +110,10 @@ def adopt_fd(fd: int) -> socket.socket:
         sock.detach()
         raise ValueError(f"--listen-fd {fd} is not listening (the parent must bind and listen)")
     sock.set_inheritable(False)
+    # Blocking, whatever the parent left on the shared open file: a control plane under
+    # gevent makes every socket O_NONBLOCK at the OS level, and an accept loop on such a
+    # socket would spin at 100 % CPU while the machine is idle.
+    sock.setblocking(True)
     return sock
 
 
@@ -531,6 +536,9 @@ class Server:
                 if self._closing:
                     conn.close()
                     return
+            except BlockingIOError:
+                select.select([self.socket], [], [], 1.0)  # never spin, even on a non-blocking socket
+                continue
             except OSError as exc:
                 if self._closing or exc.errno in (errno.EBADF, errno.EINVAL):
                     return

@@ -196,6 +196,25 @@ def test_listen_fd(agents: Any, tmp_path: Path, family: socket.AddressFamily) ->
         assert parent.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
 
 
+O_NONBLOCK = 0o4000
+
+
+def test_listen_fd_left_non_blocking_by_the_parent_is_served_blocking(agents: Any, tmp_path: Path) -> None:
+    """A control plane under gevent hands over an O_NONBLOCK socket; an agent that kept it so
+    would spin in accept() at 100 % CPU while idle."""
+    parent, address = _bound(socket.AF_UNIX, tmp_path)
+    with parent:
+        parent.setblocking(False)
+        assert _fd_flags(os.getpid(), parent.fileno()) & O_NONBLOCK
+        agent = agents(["--listen-fd", str(parent.fileno())], pass_fds=(parent.fileno(),))
+        conn = UnixHTTPConnection(address)
+        conn.connect()
+        _check_auth_and_one_process(conn, agent)
+        assert not _fd_flags(agent.proc.pid, parent.fileno()) & O_NONBLOCK
+        conn.close()
+        _assert_clean_exit(agent)
+
+
 def _fd_flags(pid: int, fd: int) -> int:
     for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
         if line.startswith("flags:"):
