@@ -2,8 +2,8 @@
 
 * **Warm** machines are interchangeable within their class (image, resources, network
   policy): nothing about a session reaches a machine before configure, so a launch that
-  claims one skips the machine's start and pays only for configure (the SDK and the CLI's
-  start inside it).
+  claims one skips the machine's start and pays only for configure. One counts as ready
+  once its agent has imported the SDK (``/prepare``), so configure pays only the CLI's start.
 * **Hot** machines go one step further: they are configured for one preset ahead of time,
   CLI running, with the relay token of their own machine key. That token is useless until a
   launch claims the machine: the relay maps a machine key to the session that claimed it
@@ -233,10 +233,17 @@ class WarmPool:
         CLI is up (the agent answers /health long before that)."""
         machine = self.provider.start(spec)
         pooled = PooledMachine(machine, spec.session_id, spec, want.preset)
+        client = MachineClient(machine.url, spec.machine_token)
         if want.config is None:
+            try:
+                client.request("POST", "/prepare", timeout=120)  # the SDK imported: configure pays only the CLI
+            except ApiError as exc:
+                if exc.status != 404:  # an older agent without /prepare is ready as it is
+                    self._discard(pooled)
+                    raise
             return pooled
         try:
-            MachineClient(machine.url, spec.machine_token).configure({
+            client.configure({
                 "session_id": spec.session_id, "config": dict(want.config), "relay_url": self.provider.relay_url(),
                 "relay_token": self.minter.relay_token(spec.session_id), "mcp_env": {}, "resume": None,
             })

@@ -35,6 +35,12 @@ def health() -> Response:
                    effective_config={**runner.effective, "cli": runner.cli_init} if runner.effective else {})
 
 
+@agent_bp.post("/prepare")
+def prepare():  # type: ignore[no-untyped-def]
+    """Answers once the SDK is imported: the warm pool counts a machine ready only then."""
+    return jsonify(status="prepared" if _runner().prepare() else "preparing")
+
+
 @agent_bp.post("/configure")
 def configure() -> Response:
     body = _json_object()

@@ -71,6 +71,14 @@ class AgentRunner:
                 self._prefetch = threading.Thread(target=_import_sdk, name="sdk-import", daemon=True)
                 self._prefetch.start()
 
+    def prepare(self, timeout: float = 120.0) -> bool:
+        """Block until what ``configure`` imports is imported (starting it if need be), so a
+        warm-pool machine counts as ready only once a launch would not wait for it."""
+        self.prefetch()
+        assert self._prefetch is not None
+        self._prefetch.join(timeout)
+        return not self._prefetch.is_alive()
+
     @property
     def configured(self) -> bool:
         return self._client is not None

@@ -40,6 +40,22 @@ print("claude_agent_sdk" in sys.modules and "httpcore" in sys.modules)
     assert out.stdout.strip() == "True"
 
 
+def test_prepare_answers_once_the_sdk_is_imported(tmp_path: Any) -> None:
+    """The warm pool counts a machine ready only after ``/prepare``: its configure then pays
+    only the CLI's start."""
+    probe = f"""
+import sys
+from machine_agent.app import create_app
+app = create_app(workspace={str(tmp_path)!r}, token="t", home={str(tmp_path)!r})
+assert "claude_agent_sdk" not in sys.modules
+answer = app.test_client().post("/prepare", headers={{"Authorization": "Bearer t"}})
+print(answer.get_json()["status"], "claude_agent_sdk" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["prepared", "True"]
+
+
 def test_creating_the_app_imports_none_of_the_heavy_packages(tmp_path: Any) -> None:
     probe = f"""
 import sys
