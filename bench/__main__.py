@@ -16,11 +16,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from bench import baseline
 from bench.common import DEFAULT, FULL, Context
 from bench.procs import machine_info
 from bench.report import render_report
+from bench.scorecard import scorecard
 from bench.stack import Lab, signals_as_exit
-from bench.stats import na
+from bench.stats import Table, na, render_table
 
 BENCHES = ("launch", "ttfe", "relay", "concurrency", "streams", "drills", "attacks")
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -41,6 +43,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     parser.add_argument("--seed", type=int, default=1234, help="seed for the drills' random choices")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, profiles)")
+    parser.add_argument("--baseline", default=baseline.REF, metavar="REF",
+                        help="git revision measured beside this tree for the 'before' columns (default "
+                             f"{baseline.REF}, the tree issue 15's figures come from); 'none' to skip")
     args = parser.parse_args(argv)
     unknown = [b for b in args.benches if b not in BENCHES]
     if unknown:
@@ -65,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(sizes=sizes, full=args.full, lab=lab, profile=not args.no_profile,
                       providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
                       drills=tuple(d.strip() for d in args.drills.split(",") if d.strip()),
-                      previous=previous.get("benches", {}), seed=args.seed)
+                      previous=previous.get("benches", {}), seed=args.seed,
+                      baseline_ref=None if args.baseline == "none" else args.baseline)
         print(f"bench: {', '.join(args.benches)} ({'full' if args.full else 'default'} sizes); scratch {lab.root}",
               flush=True)
         for name in args.benches:
@@ -89,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {name} took {outcome['seconds']} s", flush=True)
     merged = {"machine": run["machine"], "updated_at": run["started_at"],
               "benches": {**previous.get("benches", {}), **run["benches"]}}
+    # Issue 15's rows from everything measured so far (this run's benches win), ratios first.
+    merged["scorecard"] = scorecard(merged["benches"]).as_dict()
     args.out.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+    print()
+    print(render_table(Table.from_dict(merged["scorecard"])))
     print()
     print(render_report(run, tables=False))
     print(f"\nresults merged into {args.out}")

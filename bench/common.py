@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.baseline import Baseline
+from bench.baseline import prepare as prepare_baseline
 from bench.stack import ControlPlane, Lab, ModelProcess, new_key
 from bench.stats import Table
 
@@ -22,6 +24,7 @@ class Sizes:
     relay_deltas: int
     relay_rounds: int
     concurrency: tuple[int, ...]
+    concurrency_docker: tuple[int, ...]
     concurrency_rounds: int
     streams: tuple[int, ...]
     cp_kill_turns: int
@@ -31,10 +34,12 @@ class Sizes:
     warm_variants_everywhere: bool
 
 
-DEFAULT = Sizes(launches=8, ttfe_rounds=10, relay_deltas=5_000, relay_rounds=1, concurrency=(1, 5),
+DEFAULT = Sizes(launches=8, ttfe_rounds=10, relay_deltas=5_000, relay_rounds=2, concurrency=(1, 10, 50),
+                concurrency_docker=(1, 10),
                 concurrency_rounds=2, streams=(100,), cp_kill_turns=4, machine_kill_sessions=4, fly_launches=8,
                 malformed=1_000, warm_variants_everywhere=False)
-FULL = Sizes(launches=20, ttfe_rounds=30, relay_deltas=20_000, relay_rounds=2, concurrency=(1, 5, 10, 20),
+FULL = Sizes(launches=20, ttfe_rounds=30, relay_deltas=20_000, relay_rounds=2, concurrency=(1, 5, 10, 20, 50),
+             concurrency_docker=(1, 5, 10, 20),
              concurrency_rounds=2, streams=(100, 500, 1000), cp_kill_turns=10, machine_kill_sessions=10,
              fly_launches=20, malformed=1_000, warm_variants_everywhere=True)
 
@@ -50,7 +55,10 @@ class Context:
     drills: tuple[str, ...] = ()
     previous: dict[str, Any] = field(default_factory=dict)
     """bench/results.json as it was before this run (a partial drills run merges into it)."""
+    baseline_ref: str | None = None
+    """The older tree measured beside this one ("before" columns); None: none."""
     _model: ModelProcess | None = None
+    _baseline: Baseline | str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -59,8 +67,21 @@ class Context:
             self._model = ModelProcess(self.lab).start()
         return self._model
 
-    def control_plane(self, name: str, **env: str) -> ControlPlane:
-        cp = ControlPlane(self.lab, name, {"ANTHROPIC_BASE_URL": self.model.url, **env})
+    @property
+    def baseline(self) -> Baseline | str:
+        """The "before" tree, prepared once per run, or why there is none."""
+        if self._baseline is None:
+            self._baseline = prepare_baseline(self.lab, self.baseline_ref) if self.baseline_ref \
+                else "no baseline asked for (--baseline none)"
+        return self._baseline
+
+    def control_plane(self, name: str, *, before: bool = False, **env: str) -> ControlPlane:
+        """A control plane of this checkout, or of the baseline tree with ``before``."""
+        tree = self.baseline if before else None
+        if isinstance(tree, str):
+            raise RuntimeError(tree)
+        cp = ControlPlane(self.lab, name + ("-before" if before else ""), {"ANTHROPIC_BASE_URL": self.model.url,
+                                                                            **env}, tree=tree)
         return cp.start()
 
     def profile_path(self, name: str) -> Path:
@@ -73,11 +94,11 @@ class Session:
     key: str
 
 
-def launch_one(cp: ControlPlane) -> tuple[Session | None, float, str]:
+def launch_one(cp: ControlPlane, body: dict[str, Any] | None = None) -> tuple[Session | None, float, str]:
     key = new_key()
     started = time.perf_counter()
     try:
-        resp = cp.launch(key)
+        resp = cp.launch(key, body=body)
     except Exception as exc:  # noqa: BLE001 - reported as a failed launch
         return None, time.perf_counter() - started, f"{type(exc).__name__}"
     elapsed = time.perf_counter() - started

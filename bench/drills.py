@@ -101,9 +101,10 @@ def cp_kill(ctx: Context) -> dict[str, Any]:
         detail = []
         for session, trace in zip(sessions, traces, strict=False):
             stored = cp.events(session.session_id, session.key)
-            by_seq = {e["seq"]: (e["type"], e.get("ts")) for e in stored}
+            by_seq = {e["seq"]: e for e in stored}
             seqs = sorted(by_seq)
-            missing = [e for e in trace.kept if by_seq.get(e["seq"]) != (e["type"], e.get("ts"))]
+            # Exactly what the client was shown (every field), not just its seq and type.
+            missing = [e for e in trace.kept if by_seq.get(e["seq"]) != e]
             # A lost event's seq handed out again after the restart: a client resuming with
             # Last-Event-ID would skip the new event carrying it.
             reused_here = sum(1 for e in missing if e["seq"] in by_seq)
@@ -230,15 +231,23 @@ def fly_storm(ctx: Context) -> dict[str, Any]:
                 return None
             return Fault(int(kind))
 
-    fly = StubFly(backend="process", token="bench-fly-token", data_dir=ctx.lab.dir("fly-storm"))
+    image_missing = stack.docker_image(os.environ.get("AGENT_IMAGE", "agcluster/agent:latest"))
+    if image_missing:
+        return na(image_missing)
+    # The docker backend: each machine reaches the relay from an address of its own (the
+    # process backend's machines all call from 127.0.0.1, which the relay cannot tell apart).
+    fly = StubFly(backend="docker", token="bench-fly-token", apps=["agcluster-bench"],
+                  data_dir=ctx.lab.dir("fly-storm"))
     storm = Storm()
     fly.control = storm
     fly.start()
     ctx.lab.on_close(fly.stop)
+    relay_port = stack.free_port()
+    host = f"[{fly.gateway}]" if ":" in fly.gateway else fly.gateway
     cp = stack.ControlPlane(ctx.lab, "drill-fly-storm", {
         "ANTHROPIC_BASE_URL": ctx.model.url, "CONTAINER_PROVIDER": "fly_machines", "FLY_API_TOKEN": "bench-fly-token",
-        "FLY_APP_NAME": "agcluster-bench", "MACHINES_API_URL": fly.url})
-    cp.env["RELAY_URL"] = f"http://127.0.0.1:{cp.port}/relay"
+        "FLY_APP_NAME": "agcluster-bench", "MACHINES_API_URL": fly.url, "RELAY_PORT": str(relay_port),
+        "RELAY_URL": f"http://{host}:{relay_port}/relay"})
     cp.start()
     outcomes: list[str] = []
     failures: list[str] = []

@@ -13,12 +13,17 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from bench import procs, stack
-from bench.common import Context, launch_one, result, target
-from bench.stats import Table, is_na, ms, na, summarize, verdict
+from bench.common import Context, Session, launch_one, result, target
+from bench.sseclient import TurnTrace, post_turn
+from bench.stats import Table, is_na, ms, na, ratio, summarize, verdict
 
 FLY_APP = "agcluster-bench"
 FLY_TOKEN = "bench-fly-token"
@@ -109,125 +114,218 @@ def agent_boot(ctx: Context, runs: int = 5) -> dict[str, Any]:
             "total_pss_mb": summarize([sum(m[r]["pss_kb"] for r in procs.ROLES) / 1024 for m in memory])}
 
 
-def _variants(ctx: Context) -> list[tuple[str, str, int, str | None]]:
-    """(column, provider, warm pool size, reason it cannot run or None)."""
-    local_missing = None if (shutil.which("bwrap")) \
-        else "bubblewrap not installed"
+@dataclass(frozen=True)
+class Variant:
+    column: str
+    provider: str
+    pool: str
+    """``WARM_POOL`` ("" for none)."""
+    custom: bool = False
+    """Launch an inline config (the preset's content under another id) instead of the preset."""
+    before: bool = False
+    """Also measure the baseline tree, interleaved launch by launch (local only)."""
+    missing: str | None = None
+
+
+HOT = "code-assistant:1"
+WARM = "*:1"
+
+
+def custom_config(before: bool = False) -> dict[str, Any]:
+    """A custom config: code-assistant's content under an id of its own (never a hot machine).
+    The older tree's schema has no ``network`` (relay-only was its only policy)."""
+    import yaml
+
+    from control.configs import PRESETS_DIR
+
+    config: dict[str, Any] = yaml.safe_load((PRESETS_DIR / "code-assistant.yaml").read_text())
+    if before:
+        config.pop("network", None)
+    return {**config, "id": "bench-custom", "name": "Bench custom"}
+
+
+def _variants(ctx: Context) -> list[Variant]:
+    local_missing = None if shutil.which("bwrap") else "bubblewrap not installed"
     docker_missing = stack.docker_provider_missing()
-    fly_missing = stack.fly_stub_missing()
-    fly_docker_missing = fly_missing or stack.docker_image(os.environ.get("AGENT_IMAGE", "agcluster/agent:latest"))
-    everywhere = ctx.sizes.warm_variants_everywhere
+    image = os.environ.get("AGENT_IMAGE", "agcluster/agent:latest")
+    fly_missing = stack.fly_stub_missing() or stack.docker_image(image)
+    full_only = None if ctx.sizes.warm_variants_everywhere else "--full only"
     out = []
     if "local" in ctx.providers:
-        out += [("local cold", "local", 0, local_missing), ("local warm", "local", 1, local_missing)]
+        out += [Variant("local cold", "local", "", before=True, missing=local_missing),
+                Variant("local warm (custom config)", "local", WARM, custom=True, before=True, missing=local_missing),
+                Variant("local hot", "local", HOT, missing=local_missing)]
     if "docker" in ctx.providers:
-        out.append(("docker cold", "docker", 0, docker_missing))
-        out.append(("docker warm", "docker", 1, docker_missing if everywhere else docker_missing or "--full only"))
+        out += [Variant("docker cold", "docker", "", missing=docker_missing),
+                Variant("docker warm (custom config)", "docker", WARM, custom=True,
+                        missing=docker_missing or full_only),
+                Variant("docker hot", "docker", HOT, missing=docker_missing)]
     if "fly" in ctx.providers:
-        out.append(("fly-stub/docker cold", "fly:docker", 0, fly_docker_missing))
-        out.append(("fly-stub/docker warm", "fly:docker", 1,
-                    fly_docker_missing if everywhere else fly_docker_missing or "--full only"))
-        out.append(("fly-stub/process cold", "fly:process", 0, fly_missing))
+        # The stand-in's docker backend: machines reach the relay from addresses of their own
+        # (its process backend's all come from 127.0.0.1, so the relay could not tell them apart).
+        out += [Variant("fly-stub/docker cold", "fly", "", missing=fly_missing),
+                Variant("fly-stub/docker hot", "fly", HOT, missing=fly_missing or full_only)]
     return out
 
 
-def provider_env(ctx: Context, provider: str, cp_port_holder: dict[str, Any]) -> dict[str, str]:
+def provider_env(ctx: Context, provider: str, holder: dict[str, Any]) -> dict[str, str]:
     """Environment for a control plane on ``provider`` (starting the Fly stand-in if needed)."""
-    if provider == "local":
-        return {"CONTAINER_PROVIDER": "local"}
-    if provider == "docker":
-        return {"CONTAINER_PROVIDER": "docker"}
-    backend = provider.split(":", 1)[1]
+    if provider in ("local", "docker"):
+        return {"CONTAINER_PROVIDER": provider}
     from stubs.fly import StubFly
 
-    fly = StubFly(backend=backend, token=FLY_TOKEN, data_dir=ctx.lab.dir(f"fly-{backend}")).start()
+    fly = StubFly(backend="docker", token=FLY_TOKEN, apps=[FLY_APP], data_dir=ctx.lab.dir("fly")).start()
     ctx.lab.on_close(fly.stop)
-    cp_port_holder["fly"] = fly
+    holder["fly"] = fly
+    relay_port = stack.free_port()
+    host = f"[{fly.gateway}]" if ":" in fly.gateway else fly.gateway
     return {"CONTAINER_PROVIDER": "fly_machines", "FLY_API_TOKEN": FLY_TOKEN, "FLY_APP_NAME": FLY_APP,
-            "MACHINES_API_URL": fly.url}
+            "MACHINES_API_URL": fly.url, "RELAY_PORT": str(relay_port), "RELAY_URL": f"http://{host}:{relay_port}/relay"}
 
 
-def start_cp(ctx: Context, name: str, provider: str, pool: int, holder: dict[str, Any]) -> stack.ControlPlane:
-    env = provider_env(ctx, provider, holder)
-    env["WARM_POOL_SIZE"] = str(pool)
-    cp = stack.ControlPlane(ctx.lab, name, {"ANTHROPIC_BASE_URL": ctx.model.url, **env})
-    if provider.startswith("fly"):
-        cp.env["RELAY_URL"] = f"http://127.0.0.1:{cp.port}/relay"
-    return cp.start()
+def _ready(cp: stack.ControlPlane, pool: str) -> bool:
+    if not pool:
+        return True
+    warm = cp.health()["warm_pool"]
+    if pool == WARM:
+        return bool(warm["ready"] >= 1)
+    return bool(warm.get("hot", {}).get("code-assistant", {}).get("ready", 0) >= 1)
 
 
-def measure(ctx: Context, column: str, provider: str, pool: int) -> dict[str, Any]:
+def _first_tool_call(cp: stack.ControlPlane, session: Session) -> float | None:
+    """Seconds from sending ``run: …`` to the agent's first tool call event."""
+    seen: list[float] = []
+
+    def on_event(kind: str, _ident: int | None, _trace: TurnTrace) -> None:
+        if kind == "tool_use" and not seen:
+            seen.append(time.perf_counter())
+
+    with requests.Session() as http:
+        trace = post_turn(http, cp.chat_url(session.session_id), {"Authorization": f"Bearer {session.key}"},
+                          "run: echo first-tool", timeout=300, on_event=on_event)
+    return seen[0] - trace.sent if seen and trace.ok else None
+
+
+def measure(ctx: Context, variant: Variant) -> dict[str, Any]:
+    """Sequential launches, each session deleted before the next; with ``before``, the baseline
+    tree's control plane takes every other launch (alternating which goes first)."""
     holder: dict[str, Any] = {}
-    cp = start_cp(ctx, column.replace(" ", "-").replace("/", "-"), provider, pool, holder)
-    times, failures = [], []
+    env = {**provider_env(ctx, variant.provider, holder), "ANTHROPIC_BASE_URL": ctx.model.url}
+    if variant.pool:
+        env["WARM_POOL"] = variant.pool
+    name = variant.column.split(" (")[0].replace(" ", "-").replace("/", "-")
+    after = stack.ControlPlane(ctx.lab, name, env).start()
+    sides: dict[str, stack.ControlPlane | None] = {"after": after}
+    tree = ctx.baseline if variant.before else None
+    if variant.before:
+        if isinstance(tree, str):
+            sides["before"] = None
+        else:
+            # The older tree knows only WARM_POOL_SIZE (its pool was unconfigured machines only).
+            old_env = {k: v for k, v in env.items() if k != "WARM_POOL"}
+            if variant.pool == WARM:
+                old_env["WARM_POOL_SIZE"] = "1"
+            sides["before"] = stack.ControlPlane(ctx.lab, name + "-before", old_env, tree=tree).start()
+    bodies: dict[str, dict[str, Any]] = {
+        side: {"config": custom_config(before=side == "before")} if variant.custom else {"config_id": "code-assistant"}
+        for side in sides}
+    cold = not variant.pool
+    out: dict[str, Any] = {side: {"times": [], "failures": [], "tool_call": []} for side in sides}
     try:
-        for _ in range(ctx.sizes.launches):
-            if pool:
-                stack.wait_until(lambda: cp.health()["warm_pool"]["ready"] >= 1, 300, "the warm pool to refill")
-            session, elapsed, why = launch_one(cp)
-            if session is None:
-                failures.append(why)
-                continue
-            times.append(elapsed)
-            cp.delete_session(session.session_id, session.key)
+        for i in range(ctx.sizes.launches):
+            order = list(sides) if i % 2 == 0 else list(sides)[::-1]
+            for side in order:
+                cp = sides[side]
+                if cp is None:
+                    continue
+                stack.wait_until(partial(_ready, cp, variant.pool), 300, "the pool to refill")
+                session, elapsed, why = launch_one(cp, bodies[side])
+                if session is None:
+                    out[side]["failures"].append(why)
+                    continue
+                out[side]["times"].append(elapsed)
+                if cold and i < 3:  # launch → first tool call, a few per side
+                    tool = _first_tool_call(cp, session)
+                    if tool is not None:
+                        out[side]["tool_call"].append(elapsed + tool)
+                cp.delete_session(session.session_id, session.key)
     finally:
-        cp.stop()
+        for cp in sides.values():
+            if cp is not None:
+                cp.stop()
     fly = holder.get("fly")
     leaked: int | None = None
-    if provider == "local":
-        from bench import procs
-
-        leaked = len(procs.find_by_cmdline(str(cp.machines_dir.resolve()) + "/"))
-    elif provider == "docker":
-        leaked = cp.swept
+    if variant.provider == "local":
+        leaked = len(procs.find_by_cmdline(str(after.machines_dir.resolve()) + "/"))
+    elif variant.provider == "docker":
+        leaked = after.swept
     if fly is not None:
-        # Destroys finish in the background on Fly: give them a bounded while to land.
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):  # Fly destroys finish in the background
             stack.wait_until(lambda: fly.count() == 0, 60, "Fly machines to be destroyed")
         leaked = fly.count()
-    return {"summary": summarize(times), "samples": times, "failures": failures,
-            "machines_left_after_stop": leaked}
+    result_ = {"summary": summarize(out["after"]["times"]), "samples": out["after"]["times"],
+               "failures": out["after"]["failures"], "machines_left_after_stop": leaked,
+               "launch_to_first_tool_call": summarize(out["after"]["tool_call"])}
+    if variant.before:
+        if isinstance(tree, str) or tree is None:
+            result_["before"] = na(tree or "no baseline")
+        else:
+            result_["before"] = {"summary": summarize(out["before"]["times"]), "samples": out["before"]["times"],
+                                 "failures": out["before"]["failures"], "ref": tree.ref, "commit": tree.commit,
+                                 "launch_to_first_tool_call": summarize(out["before"]["tool_call"])}
+    return result_
 
 
 def run(ctx: Context) -> dict[str, Any]:
     ctx.model.set_latency(0.0)
     columns: list[str] = []
     data: dict[str, Any] = {}
-    for column, provider, pool, missing in _variants(ctx):
-        columns.append(column)
-        if missing:
-            data[column] = na(missing)
+    variants = _variants(ctx)
+    for variant in variants:
+        columns.append(variant.column)
+        if variant.missing:
+            data[variant.column] = na(variant.missing)
             continue
         try:
-            data[column] = measure(ctx, column, provider, pool)
+            data[variant.column] = measure(ctx, variant)
         except Exception as exc:  # noqa: BLE001 - one provider failing must not hide the others
-            data[column] = na(f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
+            data[variant.column] = na(f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
+        before = data[variant.column].get("before") if not is_na(data[variant.column]) else None
+        if variant.before:
+            columns.append(f"{variant.column}, before")
+            data[f"{variant.column}, before"] = before if before is not None else data[variant.column]
     cli = cli_oneshot(ctx)
     data["cli_oneshot"] = cli
     try:
         boot = agent_boot(ctx)
-    except Exception as exc:  # noqa: BLE001 - reported in its cell; the other columns stand
+    except Exception as exc:  # noqa: BLE001
         boot = na(f"{type(exc).__name__}: {exc}"[:160])
     data["agent_boot"] = boot
 
-    def cell(column: str, key: str) -> Any:
+    def cell(column: str, key: str, figure: str = "summary") -> Any:
         value = data[column]
         if is_na(value):
             return value
-        return ms(value["summary"][key])
+        return ms(value[figure][key])
 
-    table = Table(f"Launch to ready (ms; {ctx.sizes.launches} launches per column, sequential)", columns)
+    ref = next((v["ref"] for v in data.values() if isinstance(v, dict) and "ref" in v), None)
+    table = Table(f"Launch to ready (ms; {ctx.sizes.launches} launches per column, sequential; \"before\" is the "
+                  f"tree {ref or '-'} served beside this one, launches alternating)", columns)
     table.add("p50", [cell(c, "p50") for c in columns])
     table.add("p95", [cell(c, "p95") for c in columns])
     table.add("min", [cell(c, "min") for c in columns])
     table.add("failed launches", [data[c] if is_na(data[c]) else len(data[c]["failures"]) for c in columns])
     table.add("machines left after stop", [data[c] if is_na(data[c]) else data[c].get("machines_left_after_stop")
                                            for c in columns], "all sessions deleted, then SIGTERM")
+    table.add("launch → first tool call p50",
+              [cell(c, "p50", "launch_to_first_tool_call")
+               if not is_na(data[c]) and data[c].get("launch_to_first_tool_call", {}).get("n") else None
+               for c in columns], "cold columns: `run: echo` right after launch")
     base = data.get("local cold")
     if base and not is_na(base) and base["summary"]["p50"]:
-        table.add("ratio p50 / local cold", [
-            data[c] if is_na(data[c]) else f"{data[c]['summary']['p50'] / base['summary']['p50']:.2f}x"
-            for c in columns])
+        ratios = [None if is_na(data[c]) else ratio(data[c]["summary"]["p50"], base["summary"]["p50"])
+                  for c in columns]
+        table.add("ratio p50 / local cold", [f"{r:.2f}x" if r else None for r in ratios])
     reference = Table("Reference points, same run (ms)", ["p50", "p95"])
     steps = (("summary", "machine agent process: spawn → /health (no sandbox, no CLI)"),
              ("configure", "machine agent: /configure (SDK import + CLI start)"),
@@ -260,13 +358,16 @@ def run(ctx: Context) -> dict[str, Any]:
             return value
         return ms(value["summary"]["p50"])
 
-    warm = p50("local warm")
-    docker_cold = p50("docker cold")
-    targets = [
-        target("launch from warm pool p50 (local)", "<= 150 ms", warm, verdict(warm, 150), "ms"),
-        target("cold Docker launch p50", "<= 2000 ms", docker_cold, verdict(docker_cold, 2000), "ms"),
-    ]
-    if "docker warm" in data:
-        dw = p50("docker warm")
-        targets.append(target("launch from warm pool p50 (docker)", "<= 150 ms", dw, verdict(dw, 150), "ms"))
+    targets = []
+    for column, goal in (("local hot", 100), ("docker hot", 100), ("local warm (custom config)", 400),
+                         ("local cold", 1200), ("docker cold", 1500)):
+        if column in data:
+            value = p50(column)
+            targets.append(target(f"launch → ready p50, {column}", f"<= {goal:,} ms", value, verdict(value, goal),
+                                  "ms"))
+    for column in ("local hot", "docker hot"):
+        value = data.get(column)
+        if value is not None and not is_na(value):
+            p95 = ms(value["summary"]["p95"])
+            targets.append(target(f"launch → ready p95, {column}", "<= 200 ms", p95, verdict(p95, 200), "ms"))
     return result("launch", [table, reference, memory], data, targets)

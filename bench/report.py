@@ -63,7 +63,7 @@ def render_report(run: dict[str, Any], *, tables: bool = True, targets: bool = T
 
 def render_markdown_report(run: dict[str, Any]) -> str:
     """Every table of a results file as Markdown (for pasting into docs/PERFORMANCE.md)."""
-    out = []
+    out = [render_markdown(Table.from_dict(run["scorecard"]))] if run.get("scorecard") else []
     for outcome in run.get("benches", {}).values():
         out += [render_markdown(Table.from_dict(raw)) for raw in outcome.get("tables", [])]
     table = targets_table(run.get("benches", {}))
@@ -77,5 +77,11 @@ if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    data = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results.json").read_text())
-    print(render_markdown_report(data) if "--markdown" in sys.argv else render_report(data))
+    data = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--")
+                            else "bench/results.json").read_text())
+    if "--markdown" in sys.argv:
+        print(render_markdown_report(data))
+    else:
+        if data.get("scorecard"):
+            print(render_table(Table.from_dict(data["scorecard"])) + "\n")
+        print(render_report(data))

@@ -102,8 +102,11 @@ class ModelProcess:
 class ControlPlane(ControlPlaneProcess):
     """``agcluster serve`` as a child process (``control.harness``) in the lab's scratch directory."""
 
-    def __init__(self, lab: Lab, name: str, env: dict[str, str]) -> None:
+    def __init__(self, lab: Lab, name: str, env: dict[str, str], tree: Any = None) -> None:
+        """``tree``: a ``bench.baseline.Baseline`` to serve instead of this checkout."""
         super().__init__(lab.dir(name), {"RATE_LIMIT_PER_MINUTE": "0", **env})
+        if tree is not None:
+            self.source, self.python = tree.source, tree.python
         self.lab = lab
         self.swept = 0
         """Docker machines this control plane left behind after it stopped (removed by the bench)."""
@@ -173,9 +176,11 @@ class ControlPlane(ControlPlaneProcess):
         return found
 
     # API ------------------------------------------------------------------------------
-    def launch(self, key: str, config_id: str = "code-assistant", timeout: float = 240) -> requests.Response:
-        return self.http.post(f"{self.url}/api/agents/launch", json={"api_key": key, "config_id": config_id},
-                              timeout=timeout)
+    def launch(self, key: str, config_id: str = "code-assistant", timeout: float = 240,
+               body: dict[str, Any] | None = None) -> requests.Response:
+        """``body`` (``config_id`` or an inline ``config``) replaces the preset."""
+        return self.http.post(f"{self.url}/api/agents/launch",
+                              json={"api_key": key, **(body or {"config_id": config_id})}, timeout=timeout)
 
     def delete_session(self, session_id: str, key: str) -> int:
         try:
@@ -208,6 +213,22 @@ class ControlPlane(ControlPlaneProcess):
         from control.secrets import TokenMinter, load_server_secret
 
         return TokenMinter(load_server_secret(self.data_dir))
+
+    def machine_relay(self, session_id: str) -> tuple[str, str]:
+        """(URL, relay token) of a local machine's own relay socket: the model API exactly as
+        that machine's CLI reaches it (the relay answers only there, never on the public API)."""
+        from urllib.parse import quote
+
+        from control.unixhttp import SCHEME
+
+        key = self.session_row(session_id).get("machine_key") or session_id
+        for pid in procs.find_by_cmdline(f"/machines/{key}/"):
+            argv = procs.cmdline(pid).decode(errors="replace").split("\0")
+            for i, arg in enumerate(argv[:-2]):
+                if arg == "--ro-bind" and argv[i + 2] == "/run/agcluster":
+                    socket_path = f"{argv[i + 1]}/relay.sock"
+                    return f"{SCHEME}{quote(socket_path, safe='')}/relay", self.minter().relay_token(key)
+        raise RuntimeError(f"no local machine found for session {session_id}")
 
     def direct_machine(self, session_id: str) -> tuple[str, str]:
         """(machine URL, machine token) of a session, to talk to its agent without us."""

@@ -20,6 +20,7 @@ from bench.profiler import Recorder, analyse
 from bench.sseclient import TurnTrace, post_turn
 from bench.stack import ROOT
 from bench.stats import Table, is_na, ms, na, percentile, ratio, summarize, verdict
+from control import unixhttp
 
 MESSAGE = "stream 5"
 
@@ -48,7 +49,7 @@ def _ms_list(traces: list[TurnTrace], attr: str) -> list[float]:
 
 def _tails(traces: list[TurnTrace]) -> list[float]:
     """Last content event → ``done`` per turn (ms): what a turn's end waits for."""
-    return [ms(t.done - t.last_content) for t in traces  # type: ignore[misc]
+    return [ms(t.done - t.last_content) for t in traces
             if t.ok and t.done is not None and t.last_content is not None]
 
 
@@ -71,8 +72,9 @@ def docker_tail(ctx: Context) -> dict[str, Any]:
         ctx.model.set_latency(MODEL_TTFT)
         paths = [(cp.chat_url(session.session_id), {"Authorization": f"Bearer {session.key}"}),
                  (f"{machine_url}/chat", {"Authorization": f"Bearer {machine_token}"})]
-        via, direct = [], []
-        with requests.Session() as http:
+        via: list[TurnTrace] = []
+        direct: list[TurnTrace] = []
+        with unixhttp.mount(requests.Session()) as http:
             for url, headers in paths:
                 post_turn(http, url, headers, MESSAGE)  # warm-up
             for i in range(ctx.sizes.ttfe_rounds):
@@ -118,7 +120,7 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
     session = launch_many(cp, 1)[0]
     machine_url, machine_token = cp.direct_machine(session.session_id)
     ctx.model.set_latency(MODEL_TTFT)
-    http = requests.Session()
+    http = unixhttp.mount(requests.Session())
     via_headers = {"Authorization": f"Bearer {session.key}"}
     direct_headers = {"Authorization": f"Bearer {machine_token}"}
     cp_url, direct_url = cp.chat_url(session.session_id), f"{machine_url}/chat"
@@ -128,7 +130,8 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
     recorder = Recorder(cp.worker_pid(), ctx.profile_path("ttfe")) if ctx.profile else None
     if recorder:
         recorder.start()
-    via, direct = [], []
+    via: list[TurnTrace] = []
+    direct: list[TurnTrace] = []
     try:
         for i in range(ctx.sizes.ttfe_rounds):
             order = [(via, cp_url, via_headers), (direct, direct_url, direct_headers)]
@@ -140,13 +143,14 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
     failed = sum(1 for t in via + direct if not t.ok)
 
     # The relay alone: one model request through /relay vs straight to the model.
-    relay_token = cp.minter().relay_token(session.session_id)
-    relay_url, model_url = f"{cp.url}/relay/v1/messages", f"{ctx.model.url}/v1/messages"
-    relayed, straight = [], []
+    relay_base, relay_token = cp.machine_relay(session.session_id)
+    relay_url, model_url = f"{relay_base}/v1/messages", f"{ctx.model.url}/v1/messages"
+    relayed: list[tuple[float | None, float | None]] = []
+    straight: list[tuple[float | None, float | None]] = []
     for i in range(ctx.sizes.ttfe_rounds):
         pair = [(relayed, relay_url, relay_token), (straight, model_url, "sk-ant-bench")]
-        for bucket, url, token in (pair if i % 2 == 0 else pair[::-1]):
-            bucket.append(model_request(http, url, token))
+        for samples, url, token in (pair if i % 2 == 0 else pair[::-1]):
+            samples.append(model_request(http, url, token))
     # Building blocks of the chat path, timed alone (what a chat pays before the machine speaks).
     components: dict[str, list[float]] = {"CP floor: GET /health": [], "CP authorised read: GET events (JSON)": [],
                                           "machine GET /health (done by every chat)": []}
@@ -159,7 +163,7 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
                 ("machine GET /health (done by every chat)", f"{machine_url}/health", direct_headers)):
             started = time.perf_counter()
             http.get(url, headers=headers, timeout=30).raise_for_status()
-            components[label].append(ms(time.perf_counter() - started))  # type: ignore[arg-type]
+            components[label].append(ms(time.perf_counter() - started))
     json_answers = [json_chat(http, cp_url, via_headers) for _ in range(ctx.sizes.ttfe_rounds)]
     http.close()
     ctx.model.set_latency(0.0)
@@ -171,10 +175,11 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
     md_relay, md_model = [ms(b) for _, b in relayed if b], [ms(b) for _, b in straight if b]
     def pairs(attr: str) -> list[float]:
         return [ms(a.since_sent(getattr(a, attr)) - b.since_sent(getattr(b, attr)))  # type: ignore[operator]
-                for a, b in zip(via, direct) if getattr(a, attr) is not None and getattr(b, attr) is not None]
+                for a, b in zip(via, direct, strict=False)
+                if getattr(a, attr) is not None and getattr(b, attr) is not None]
 
     def model_pairs(index: int) -> list[float]:
-        return [ms(a[index] - b[index]) for a, b in zip(relayed, straight)  # type: ignore[operator]
+        return [ms(a[index] - b[index]) for a, b in zip(relayed, straight, strict=False)  # type: ignore[operator]
                 if a[index] is not None and b[index] is not None]
 
     series = {

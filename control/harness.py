@@ -61,13 +61,16 @@ class ControlPlaneProcess:
         self.env = {**os.environ, "DATABASE_PATH": str(self.db_path), "API_PORT": str(self.port),
                     "SESSION_CLEANUP_INTERVAL": "3600", **(env or {})}
         self.command = command
+        self.source = ROOT
+        self.python = sys.executable
+        """The source tree served and its interpreter (the bench also runs an older tree beside this one)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen([*self.wrapper, sys.executable, "-m", "control.cli", self.command],
-                                         env=self.env, cwd=ROOT,
+            self.proc = subprocess.Popen([*self.wrapper, self.python, "-m", "control.cli", self.command],
+                                         env=self.env, cwd=self.source,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_until(self._healthy, timeout, "the control plane to answer /health")
