@@ -119,3 +119,18 @@ def test_cli_parses_bench_names_and_flags() -> None:
     assert parse([]).benches == ["launch", "ttfe", "relay", "concurrency", "streams", "drills", "attacks"]
     with pytest.raises(SystemExit):
         parse(["nonsense"])
+
+
+def test_the_scorecard_names_every_row_of_the_issue_even_with_nothing_measured() -> None:
+    from bench.scorecard import scorecard
+
+    table = scorecard({})
+    assert len(table.rows) == 15
+    assert all(cells[0] for _, cells, _ in table.rows)  # the issue's own figure is always there
+    assert {cells[4] for _, cells, _ in table.rows} <= {"n/a"}
+
+
+def test_the_baseline_tree_is_asked_for_by_default_and_can_be_skipped() -> None:
+    from bench import baseline
+
+    assert parse([]).baseline == baseline.REF and parse(["--baseline", "none"]).baseline == "none"
