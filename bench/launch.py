@@ -298,7 +298,7 @@ def run(ctx: Context) -> dict[str, Any]:
     data["cli_oneshot"] = cli
     try:
         boot = agent_boot(ctx)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - reported in its cell; the other columns stand
         boot = na(f"{type(exc).__name__}: {exc}"[:160])
     data["agent_boot"] = boot
 

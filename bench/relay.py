@@ -57,7 +57,7 @@ def run(ctx: Context) -> dict[str, Any]:
             continue
         try:
             sides[side] = _run(ctx, cp, profile=ctx.profile and side == "after")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported as this side's figure; the other side stands
             sides[side] = na(f"{type(exc).__name__}: {str(exc)[:160]}")
         finally:
             cp.stop()

@@ -44,7 +44,8 @@ def model_request(http: requests.Session, url: str, token: str) -> tuple[float |
 
 
 def _ms_list(traces: list[TurnTrace], attr: str) -> list[float]:
-    return [ms(t.since_sent(getattr(t, attr))) for t in traces if getattr(t, attr) is not None]  # type: ignore[misc]
+    elapsed = (t.since_sent(getattr(t, attr)) for t in traces)
+    return [ms(seconds) for seconds in elapsed if seconds is not None]
 
 
 def _tails(traces: list[TurnTrace]) -> list[float]:
@@ -174,13 +175,20 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
     fb_relay, fb_model = [ms(a) for a, _ in relayed if a], [ms(a) for a, _ in straight if a]
     md_relay, md_model = [ms(b) for _, b in relayed if b], [ms(b) for _, b in straight if b]
     def pairs(attr: str) -> list[float]:
-        return [ms(a.since_sent(getattr(a, attr)) - b.since_sent(getattr(b, attr)))  # type: ignore[operator]
-                for a, b in zip(via, direct, strict=False)
-                if getattr(a, attr) is not None and getattr(b, attr) is not None]
+        diffs = []
+        for a, b in zip(via, direct, strict=False):
+            x, y = a.since_sent(getattr(a, attr)), b.since_sent(getattr(b, attr))
+            if x is not None and y is not None:
+                diffs.append(ms(x - y))
+        return diffs
 
     def model_pairs(index: int) -> list[float]:
-        return [ms(a[index] - b[index]) for a, b in zip(relayed, straight, strict=False)  # type: ignore[operator]
-                if a[index] is not None and b[index] is not None]
+        diffs = []
+        for a, b in zip(relayed, straight, strict=False):
+            x, y = a[index], b[index]
+            if x is not None and y is not None:
+                diffs.append(ms(x - y))
+        return diffs
 
     series = {
         "first SSE event": (fe_via, fe_direct, pairs("first_event")),

@@ -36,7 +36,7 @@ def health() -> Response:
 
 
 @agent_bp.post("/prepare")
-def prepare():  # type: ignore[no-untyped-def]
+def prepare() -> Response:
     """Answers once the SDK is imported: the warm pool counts a machine ready only then."""
     return jsonify(status="prepared" if _runner().prepare() else "preparing")
 
