@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ class WarmPool:
         self._ready: dict[Hashable, list[PooledMachine]] = {}
         self._wanted: dict[Hashable, _Want] = {}
         self._filling: set[Hashable] = set()
+        self._fills: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -186,13 +188,20 @@ class WarmPool:
             ready = {want.preset: len(self._ready.get(cls, [])) for cls, want in self._wanted.items() if want.preset}
         return {preset: {"size": size, "ready": ready.get(preset, 0)} for preset, size in self.hot.items()}
 
-    def close(self) -> None:
+    def close(self, wait: float = 20.0) -> None:
+        """Remove every ready machine, after letting fills in progress finish (each removes
+        what it started once it sees the pool closed): a machine mid-creation when the
+        process exits would otherwise outlive it, unknown to anyone."""
         with self._lock:
             self._closed = True
             machines = [m for ready in self._ready.values() for m in ready]
             self._ready.clear()
+            fills = list(self._fills)
         for pooled in machines:
             self._discard(pooled)
+        deadline = time.monotonic() + wait
+        for fill in fills:
+            fill.join(max(0.0, deadline - time.monotonic()))
 
     def _refill(self, cls: Hashable) -> None:
         with self._lock:
@@ -201,7 +210,9 @@ class WarmPool:
                     or len(self._ready.get(cls, [])) >= want.size):
                 return
             self._filling.add(cls)
-        threading.Thread(target=self._fill, args=(cls,), name="warm-pool", daemon=True).start()
+            fill = threading.Thread(target=self._fill, args=(cls,), name="warm-pool", daemon=True)
+            self._fills.add(fill)
+            fill.start()  # under the lock: close() never sees a fill it cannot join
 
     def _fill(self, cls: Hashable) -> None:
         try:
@@ -227,6 +238,7 @@ class WarmPool:
         finally:
             with self._lock:
                 self._filling.discard(cls)
+                self._fills.discard(threading.current_thread())
 
     def _prepare(self, spec: MachineSpec, want: _Want) -> PooledMachine:
         """Start a machine; a hot one is also configured, and counts as ready only once its
