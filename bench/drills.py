@@ -186,6 +186,9 @@ def machine_kill(ctx: Context) -> dict[str, Any]:
         recovered = sum(_chat_ok(cp, sessions[i], "woken-after-kill") for i in sorted(victims))
         for s in sessions:
             cp.delete_session(s.session_id, s.key)
+        # A sandbox's inner processes die with its outer one (PR_SET_PDEATHSIG), a moment later.
+        with contextlib.suppress(TimeoutError):
+            stack.wait_until(lambda: not any(_machine_leftovers(cp).values()), 20, "deleted machines to vanish")
         left = _machine_leftovers(cp)
     finally:
         ctx.model.set_latency(0.0)
