@@ -23,7 +23,7 @@ from bench.stats import Table
 
 SUITES = {"local": ["test_local_identity.py", "test_local_data_dir.py", "test_local_network.py",
                     "test_local_limits.py", "test_configs.py", "test_small_holes.py", "test_relay_door.py",
-                    "test_normal_user.py"],
+                    "test_normal_user.py", "test_hot_pool.py"],
           "docker": ["test_docker_isolation.py"], "fly": ["test_fly_isolation.py"]}
 
 
