@@ -34,11 +34,11 @@ class Sizes:
     warm_variants_everywhere: bool
 
 
-DEFAULT = Sizes(launches=8, ttfe_rounds=10, relay_deltas=5_000, relay_rounds=2, concurrency=(1, 10, 50),
+DEFAULT = Sizes(launches=8, ttfe_rounds=10, relay_deltas=10_000, relay_rounds=4, concurrency=(1, 10, 50),
                 concurrency_docker=(1, 10),
                 concurrency_rounds=2, streams=(100,), cp_kill_turns=4, machine_kill_sessions=4, fly_launches=8,
                 malformed=1_000, warm_variants_everywhere=False)
-FULL = Sizes(launches=20, ttfe_rounds=30, relay_deltas=20_000, relay_rounds=2, concurrency=(1, 5, 10, 20, 50),
+FULL = Sizes(launches=20, ttfe_rounds=30, relay_deltas=20_000, relay_rounds=4, concurrency=(1, 5, 10, 20, 50),
              concurrency_docker=(1, 5, 10, 20),
              concurrency_rounds=2, streams=(100, 500, 1000), cp_kill_turns=10, machine_kill_sessions=10,
              fly_launches=20, malformed=1_000, warm_variants_everywhere=True)
