@@ -463,8 +463,20 @@ class DockerBackend:
         return f"stubs-fly-{self.label}-{volume_id}"
 
     def _remove(self, machine_id: str) -> None:
-        with contextlib.suppress(self._errors.NotFound):
-            self.client.containers.get(self._name(machine_id)).remove(force=True)
+        name = self._name(machine_id)
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except self._errors.NotFound:
+            return
+        except self._errors.APIError as exc:
+            # Two removals can race (a destroy while the machine's own exit is being
+            # reaped): Docker answers the second 409 "removal already in progress".
+            # The machine is still going away, so wait until it has, not fail the
+            # transition that asked (which would leave it listed after Docker drops it).
+            if exc.status_code != 409:
+                raise
+            with contextlib.suppress(self._errors.NotFound):
+                self.client.api.wait(name, timeout=60, condition="removed")
 
 
 def _random_ula_subnet() -> str:
