@@ -32,7 +32,8 @@ docs/FLY.md explains the choices for operators; in short:
 - **Every change is lease-guarded.** The start lease is refreshed while a slow first start
   goes on (image pull, a busy host), so it never lapses halfway. (Not taken at create with
   ``lease_ttl``: after an ambiguous create the nonce would be lost with the answer, locking
-  us out of our own machine for the TTL.)
+  us out of our own machine for the TTL.) An acquire whose answer is lost is read back
+  (``GET …/lease``) and adopted when its description is ours.
 - **Nothing leaks.** Machine names carry a random suffix (a name still held by a machine
   being destroyed never blocks a new one); ambiguous creates of machines and volumes are
   resolved by looking them up before trying again; a volume left behind by a failed launch
@@ -764,18 +765,32 @@ class FlyProvider(Provider):
 
     @contextmanager
     def _lease(self, machine_id: str, purpose: str) -> Iterator[LeaseHold]:
-        """Hold the machine's lease for one change; wait a little if someone else holds it."""
+        """Hold the machine's lease for one change; wait a little if someone else holds it.
+
+        An acquire whose answer is lost (a 5xx or a dropped connection after Fly granted it)
+        would lock us out of our own machine for the whole TTL. Each acquisition carries a
+        description of its own, so the lease can be read back (``GET …/lease`` returns the
+        nonce, as ``fly machine leases clear`` relies on) and adopted when it is ours.
+        """
         deadline = time.monotonic() + self.lease_wait
+        description = f"agcluster {purpose} {secrets.token_hex(6)}"
         attempt = 0
         while True:
             try:
-                nonce = self.api.acquire_lease(machine_id, ttl=self.lease_ttl, description=f"agcluster {purpose}").nonce
+                nonce = self.api.acquire_lease(machine_id, ttl=self.lease_ttl, description=description).nonce
                 break
-            except LeaseHeld as exc:
+            except FlyNotFound:
+                raise
+            except (LeaseHeld, FlyServerError, FlyConnectionError) as exc:
+                nonce = self._our_lease(machine_id, description)
+                if nonce:
+                    break
                 if time.monotonic() >= deadline:
-                    raise ProviderError(f"machine {machine_id} is leased by another process, so AgCluster cannot "
-                                        f"{purpose} it now; try again when the lease expires ({exc.message})",
-                                        retryable=True) from None
+                    if isinstance(exc, LeaseHeld):
+                        raise ProviderError(f"machine {machine_id} is leased by another process, so AgCluster "
+                                            f"cannot {purpose} it now; try again when the lease expires "
+                                            f"({exc.message})", retryable=True) from None
+                    raise
                 self._sleep(min(2.0, random.uniform(0.05, 0.2 * 2 ** min(attempt, 4))))
                 attempt += 1
         hold = LeaseHold(self.api, machine_id, nonce, self.lease_ttl)
@@ -789,6 +804,14 @@ class FlyProvider(Provider):
             except FlyApiError as exc:
                 log.warning("could not release the lease on %s (%s); it expires in %ss", machine_id,
                             exc.message, self.lease_ttl)
+
+    def _our_lease(self, machine_id: str, description: str) -> str | None:
+        """The nonce of the machine's current lease if this very acquisition holds it."""
+        try:
+            lease = self.api.get_lease(machine_id)
+        except FlyApiError:
+            return None  # no lease (404), or Fly cannot say now: not known to be ours
+        return lease.nonce if lease.description == description and lease.nonce else None
 
     def _as_machine(self, machine: FlyMachine) -> Machine:
         state = machine.state if machine.host_ok else "unknown"

@@ -381,6 +381,20 @@ def test_the_start_lease_is_refreshed_through_a_slow_first_start(fly: StubFly) -
     patient.destroy(machine_id)
 
 
+def test_a_lease_granted_but_answered_with_a_5xx_is_adopted(fly: StubFly, provider: FlyProvider) -> None:
+    """Fly granted the lease, the answer was lost: without reading it back the provider would
+    be locked out of its own machine for the whole TTL (the Fly storm drill's one leak)."""
+    machine = provider.start(spec())
+    since = len(fly.calls())
+    fly.fail_next(503, action="lease_acquire", when="after")
+    provider.destroy(machine.machine_id)
+    calls = [(c["action"], c["status"]) for c in fly.calls(since=since)]
+    # One acquire (granted, answered 503), read back and adopted at once: no 409s waited out.
+    assert [status for action, status in calls if action == "lease_acquire"] == [503]
+    assert ("lease_get", 200) in calls and ("destroy", 200) in calls
+    assert fly.count() == 0
+
+
 def test_a_lease_held_by_someone_else_is_waited_for(fly: StubFly, provider: FlyProvider) -> None:
     machine = provider.start(spec())
     other = FlyMachinesClient(APP, TOKEN, fly.url)
