@@ -10,13 +10,13 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from docker.models.containers import Container
 
 from control.providers.base import Machine, MachineSpec, ProviderError, ResourceLimits
 from control.providers.docker import NETWORK, DockerProvider, _check_env, _cpu_percent
@@ -151,17 +151,27 @@ def test_no_user_secret_reaches_the_machine(machine: tuple[MachineSpec, Machine]
         provider.start(_spec(env={"ANTHROPIC_API_KEY": SECRET_MARKER}))
 
 
-def test_usage_reports_limits(machine: tuple[MachineSpec, Machine], provider: DockerProvider) -> None:
+def test_usage_reports_limits(machine: tuple[MachineSpec, Machine], provider: DockerProvider,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
     _, m = machine
+    calls: list[dict[str, Any]] = []
+    real_stats = Container.stats
+
+    def recording_stats(self: Container, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real_stats(self, **kwargs)
+
+    monkeypatch.setattr(Container, "stats", recording_stats)
     first = provider.usage(m.machine_id)
     assert first is not None
     assert first["memory_limit_mb"] == pytest.approx(LIMITS.memory_mb)
     assert 0 < first["memory_used_mb"] < LIMITS.memory_mb
     assert first["disk_used_mb"] is not None and first["disk_used_mb"] >= 0
-    started = time.monotonic()
     second = provider.usage(m.machine_id)
     assert second is not None and second["cpu_percent"] is not None
-    assert time.monotonic() - started < 5, "later reads use a one-shot sample"
+    # The first read waits for Docker's two-sample CPU figure; later ones take a one-shot
+    # sample and compute CPU % against the previous one, so a usage poll never blocks ~2 s.
+    assert [c.get("one_shot", False) for c in calls] == [False, True]
 
 
 def test_relay_url_is_reachable_from_a_machine(docker_client: Any, agent_image: str,
@@ -229,11 +239,10 @@ def test_lifecycle_list_kill_resume_destroy(provider: DockerProvider, docker_cli
         assert container_exec(docker_client, m.machine_id, "sh", "-c", "echo kept > /workspace/keep.txt")[0] == 0
 
         # Killed behind our back: inspect tells the truth, and no restart policy revives it.
-        docker_client.containers.get(m.machine_id).kill()
-        deadline = time.monotonic() + 20
-        while (seen := provider.inspect(m.machine_id)) is not None and seen.state == "started":
-            assert time.monotonic() < deadline, "inspect still says started after a kill"
-            time.sleep(0.1)
+        container = docker_client.containers.get(m.machine_id)
+        container.kill()
+        container.wait(timeout=20)  # the engine's own "not running any more"
+        seen = provider.inspect(m.machine_id)
         assert seen is not None and seen.state == "stopped" and seen.url == ""
 
         # Resume: same workspace, healthy again (maybe at a new address).
@@ -273,11 +282,10 @@ def test_restart_of_a_session_keeps_its_workspace(provider: DockerProvider, dock
 
 def test_a_crashing_machine_fails_fast_with_its_output(provider: DockerProvider, docker_client: Any) -> None:
     spec = _spec(env={"MAX_UPLOAD_MB": "not-a-number"})  # the agent exits at start-up
-    started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
         provider.start(spec)
-    assert time.monotonic() - started < 60, "a dead machine must not wait out the start-up timeout"
     message = caught.value.message
+    # "exit code" (not a start-up timeout) proves the dead machine was noticed, not waited out.
     assert "exit code" in message and "Last agent output" in message, message
     assert spec.machine_token not in message
     # Nothing is left behind by a failed first start.
