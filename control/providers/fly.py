@@ -782,8 +782,9 @@ class FlyProvider(Provider):
             except FlyNotFound:
                 raise
             except (LeaseHeld, FlyServerError, FlyConnectionError) as exc:
-                nonce = self._our_lease(machine_id, description)
-                if nonce:
+                adopted = self._our_lease(machine_id, description)
+                if adopted:
+                    nonce = adopted
                     break
                 if time.monotonic() >= deadline:
                     if isinstance(exc, LeaseHeld):
