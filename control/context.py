@@ -46,6 +46,8 @@ class AgCluster:
     _listeners: list[Any] = field(default_factory=list, init=False, repr=False)
     _state: str = field(default="built", init=False, repr=False)
     _state_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _quiesced: bool = field(default=False, init=False, repr=False)
+    _quiesce_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def start(self) -> None:
         """Serve the relay to networked machines, reconcile SQLite with the provider, warm
@@ -64,17 +66,29 @@ class AgCluster:
         self.sessions.machines.warm_up(self.catalog.presets)
         self.janitor.start()
 
+    def quiesce(self) -> None:
+        """Stop making and keeping machines of our own: the janitor ends and the pool removes
+        its machines (waiting for fills in progress). Requests still being served keep the
+        store and the provider. ``agcluster serve`` calls it the moment SIGTERM arrives,
+        because its worker is killed a fixed time after that, however long open connections
+        take to drain. A second caller waits for the first to finish."""
+        with self._quiesce_lock:
+            if self._quiesced:
+                return
+            self.janitor.stop()
+            self.sessions.close()
+            self._quiesced = True
+
     def stop(self) -> None:
-        """Stop the janitor and the pool, release the provider and close the database.
-        Machines are left to the provider (the local provider's die with the process)."""
+        """Quiesce, release the provider and close the database. Sessions' machines are left
+        to the provider (the local provider's die with the process)."""
         with self._state_lock:
             if self._state == "stopped":
                 return
             self._state = "stopped"
-        self.janitor.stop()
+        self.quiesce()
         for listener in self._listeners:
             listener.close()
-        self.sessions.close()
         self.provider.close()
         self.relay_http.close()
         self.store.close()

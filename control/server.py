@@ -26,7 +26,7 @@ class ControlPlaneServer(BaseApplication):
         options: dict[str, Any] = {
             "bind": self.binds,
             "workers": 1,
-            "worker_class": "gevent",
+            "worker_class": "control.worker.Worker",
             "worker_connections": 4000,
             "timeout": 0,
             "graceful_timeout": 5,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,23 @@ def _status(cp: ControlPlane, sid: str, key: str) -> str:
     resp = cp.get(f"/api/agents/sessions/{sid}", key)
     assert resp.status_code == 200, resp.text
     return resp.json()["status"]
+
+
+def test_sigterm_removes_pool_machines_while_a_connection_is_still_open(
+        tmp_path: Path, model: StubAnthropic, agent_image: str, docker_client: Any) -> None:
+    """gunicorn kills its worker a fixed time after SIGTERM, the drain of open connections
+    included; a client that keeps one open used to take all of it, so the pool's machines,
+    removed only after the drain, outlived the control plane."""
+    cp = ControlPlane(tmp_path / "pool", {"ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker",
+                                          "AGENT_IMAGE": agent_image, "WARM_POOL": "code-assistant:1"}).start()
+    selector = {"label": [f"agcluster.instance={cp.docker_instance}"]}
+    try:
+        wait_for(lambda: cp.get("/health").json()["warm_pool"]["hot"]["code-assistant"]["ready"] == 1, attempts=3000)
+        assert docker_client.containers.list(all=True, filters=selector)
+        with socket.create_connection(("127.0.0.1", cp.port)):  # open, never a request: the drain waits
+            cp.stop()
+        assert cp.proc is not None and cp.proc.returncode == 0, cp.log_tail()
+        assert docker_client.containers.list(all=True, filters=selector) == [], cp.log_tail()
+    finally:
+        cp.stop()
+        cleanup_instance(docker_client, cp.docker_instance)
