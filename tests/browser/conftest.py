@@ -119,6 +119,16 @@ class Dashboard:
             return
         self.problems.http_errors.append(f"HTTP {response.status}: {response.request.method} {path}")
 
+    def send(self, message: str) -> None:
+        """Type a message into the chat and wait until its turn has ended."""
+        from playwright.sync_api import expect
+
+        done_before = self.page.locator(".turn-footer.has-result").count()
+        self.page.fill(".composer-input", message)
+        self.page.keyboard.press("Enter")
+        self.page.locator(".turn-footer.has-result").nth(done_before).wait_for()
+        expect(self.page.locator(".composer-send")).to_be_enabled()
+
     def shot(self, step: str) -> Path:
         path = ARTIFACTS / f"{self.name}-{step}.png"
         self.page.screenshot(path=str(path))

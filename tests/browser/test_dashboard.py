@@ -44,15 +44,6 @@ def launch_from_card(board: Dashboard, config_id: str = "code-assistant") -> str
     return match.group(1)
 
 
-def send(board: Dashboard, message: str) -> None:
-    page = board.page
-    done_before = page.locator(".turn-footer.has-result").count()
-    page.fill(".composer-input", message)
-    page.keyboard.press("Enter")
-    page.locator(".turn-footer.has-result").nth(done_before).wait_for()
-    expect(page.locator(".composer-send")).to_be_enabled()
-
-
 PNG_1X1 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
 
 
@@ -120,7 +111,7 @@ def test_launch_chat_tasks_files_reload_and_stop(dashboard: Dashboard, control_p
     board.shot("03-session")
 
     # A Bash turn: the command and its output in the timeline.
-    send(board, "run: echo hello-browser")
+    board.send("run: echo hello-browser")
     bash = page.locator(".tool[data-tool-name='Bash']").last
     expect(bash.locator(".tool-command")).to_contain_text("echo hello-browser")
     expect(bash.locator(".tool-output")).to_contain_text("hello-browser")
@@ -130,7 +121,7 @@ def test_launch_chat_tasks_files_reload_and_stop(dashboard: Dashboard, control_p
     board.shot("04-bash")
 
     # Tasks from `todo` events.
-    send(board, "todo: a; b; c")
+    board.send("todo: a; b; c")
     tasks = page.locator(".tasks-panel .task")
     expect(tasks).to_have_count(3)
     expect(tasks.locator(".task-text")).to_have_text(["a", "b", "c"])
@@ -189,7 +180,7 @@ def test_launch_chat_tasks_files_reload_and_stop(dashboard: Dashboard, control_p
     assert download.value.suggested_filename == "workspace.zip"
 
     # A file the agent writes appears without a manual refresh.
-    send(board, "write reports/summary.md: # Summary")
+    board.send("write reports/summary.md: # Summary")
     expect(page.locator(".tool[data-tool-name='Write']").last).to_contain_text("reports/summary.md")
     expect(page.locator(".tree-row[data-path='reports/summary.md']")).to_be_visible()
 
@@ -263,7 +254,7 @@ def test_phone_width(browser, control_plane: ControlPlane) -> None:
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         board.shot("01-launch")
         launch_from_card(board)
-        send(board, "run: echo small-screen")
+        board.send("run: echo small-screen")
         expect(page.locator(".tool[data-tool-name='Bash'] .tool-output")).to_contain_text("small-screen")
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
         board.shot("02-chat")

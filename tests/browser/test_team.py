@@ -90,15 +90,6 @@ def launch(board: Dashboard) -> tuple[str, list[str]]:
     return body["session_id"], body["warnings"]
 
 
-def send(board: Dashboard, message: str) -> None:
-    page = board.page
-    done_before = page.locator(".turn-footer.has-result").count()
-    page.fill(".composer-input", message)
-    page.keyboard.press("Enter")
-    page.locator(".turn-footer.has-result").nth(done_before).wait_for()
-    expect(page.locator(".composer-send")).to_be_enabled()
-
-
 def chart_points(board: Dashboard) -> dict[str, Any]:
     """What Chart.js drew: labels, both datasets, and the bars' pixel heights."""
     board.page.wait_for_function("() => window.Chart && window.Chart.getChart('usage-chart')")
@@ -135,8 +126,8 @@ def test_admin_adds_a_member_who_signs_in_and_sees_only_their_own(browser: Any,
         assert warnings, "the local provider always leaves some limit unenforced (storage or CPU)"
         expect(page.locator(".session-warnings li")).to_have_text(warnings)
         admin.shot("02-launch-warnings")
-        send(admin, "run: echo admin-was-here")
-        send(admin, "todo: plan; build; ship")  # more than alice's one turn, so the costs differ
+        admin.send("run: echo admin-was-here")
+        admin.send("todo: plan; build; ship")  # more than alice's one turn, so the costs differ
 
         # Team: add alice (member) with a sign-in token, shown once with a copy button.
         page.goto(cp.url + "/#/team")
@@ -171,7 +162,7 @@ def test_admin_adds_a_member_who_signs_in_and_sees_only_their_own(browser: Any,
         mpage.goto(cp.url + "/")
         mpage.locator(".preset-card[data-config-id='code-assistant']").wait_for()
         alice_session, _ = launch(member)
-        send(member, "run: echo hi")
+        member.send("run: echo hi")
         expect(mpage.locator(".tool[data-tool-name='Bash'] .tool-output").last).to_contain_text("hi")
         mpage.goto(cp.url + "/#/sessions")
         rows = mpage.locator("tr[data-session-id]")

@@ -74,6 +74,30 @@ def steal_relay_token(victim: Agent, thief: Agent, model: StubAnthropic) -> None
     assert spent_on_victim() == before
 
 
+def post_on_relay_socket(path: Path, body: str, headers: dict[str, str]) -> int:
+    """A model call on a machine's own relay socket (its host side), as the machine's CLI
+    would make it: the HTTP status, or 0 when the socket refused the connection."""
+    import http.client
+    import socket
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(30)
+            self.sock.connect(str(path))
+
+    conn = Conn("relay")
+    try:
+        conn.request("POST", "/relay/v1/messages", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return 0
+    finally:
+        conn.close()
+
+
 def launch(cp: ControlPlane, config: dict[str, Any] | None = None, config_id: str = "code-assistant") -> Agent:
     key = new_key()
     body = cp.launch(key, config=config) if config is not None else cp.launch(key, config_id)

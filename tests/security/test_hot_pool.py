@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from control.secrets import TokenMinter, load_server_secret
 from stubs.anthropic import StubAnthropic
+from tests.security.conftest import post_on_relay_socket
 from tests.support import ControlPlane, processes_with, wait_for
 
 BODY = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
@@ -47,26 +47,9 @@ def relay_socket(machine_key: str) -> Path:
 
 
 def post_relay(path: Path, token: str) -> int:
-    """A model call on the machine's own relay socket, as its CLI would make it (0: refused)."""
-    import http.client
-
-    class Conn(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.settimeout(30)
-            self.sock.connect(str(path))
-
-    conn = Conn("relay")
-    try:
-        conn.request("POST", "/relay/v1/messages", body=BODY, headers={
-            "x-api-key": token, "content-type": "application/json", "anthropic-version": "2023-06-01"})
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return 0
-    finally:
-        conn.close()
+    """A model call on the machine's own relay socket with this token (0: refused)."""
+    return post_on_relay_socket(path, BODY, {
+        "x-api-key": token, "content-type": "application/json", "anthropic-version": "2023-06-01"})
 
 
 def test_a_hot_machines_relay_token_opens_nothing_before_the_claim_or_after_delete(

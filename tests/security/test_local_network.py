@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import requests
 
 from control.providers.sandbox import RELAY_PORT, MachineDirs
 from stubs.anthropic import StubAnthropic
-from tests.security.conftest import Agent, launch
+from tests.security.conftest import Agent, launch, post_on_relay_socket
 from tests.support import ControlPlane, processes_with
 
 PROBE = """python3 - <<'PY'
@@ -93,10 +92,10 @@ def test_a_relay_token_is_useless_outside_its_machine(local_cp: ControlPlane, ag
     # Another machine's relay socket refuses it: the socket names its machine.
     other = launch(local_cp)
     before = len(model.requests(path="/v1/messages"))
-    assert _post_unix(relay_socket_of(other), body, headers) == 401
+    assert post_on_relay_socket(relay_socket_of(other), body, headers) == 401
     assert len(model.requests(path="/v1/messages")) == before
     # Its own socket (what the machine itself reaches) takes it, which is the point.
-    assert _post_unix(relay_socket_of(agent), body, headers) == 200
+    assert post_on_relay_socket(relay_socket_of(agent), body, headers) == 200
     assert len(model.requests(path="/v1/messages")) == before + 1
 
 
@@ -109,25 +108,6 @@ def relay_socket_of(agent: Agent) -> Path:
             if arg == "--ro-bind" and argv[i + 2] == "/run/agcluster":
                 return Path(argv[i + 1]) / "relay.sock"
     raise AssertionError("no sandbox found for this machine")
-
-
-def _post_unix(path: Path, body: str, headers: dict[str, str]) -> int:
-    import http.client
-
-    class Conn(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX)
-            self.sock.settimeout(30)
-            self.sock.connect(str(path))
-
-    conn = Conn("relay")
-    try:
-        conn.request("POST", "/relay/v1/messages", body=body, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
