@@ -1,5 +1,6 @@
 """The turn hub: numbering, transcript, and followers that reconnect without gaps."""
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from control.store import Store
-from control.turns import TurnHub
+from control.turns import TurnHub, _coalesced
 from wire import sse
 from wire.errors import Conflict
 from wire.events import make_event
@@ -122,3 +123,48 @@ def test_a_batch_is_one_transaction_in_order(hub: TurnHub) -> None:
     events = [e for e in hub.follow("s", hub.start_turn("s", "x", source)) if e]
     assert [e["seq"] for e in events] == [1, 2, 3, 4]
     assert [e["seq"] for e in hub.store.events_after("s", 0)] == [1, 2, 3, 4]
+
+
+def test_batches_that_arrive_while_one_is_stored_are_joined_in_order() -> None:
+    queued, release = threading.Event(), threading.Event()
+    closed: list[bool] = []
+
+    def source() -> Iterator[list[sse.Piece]]:
+        try:
+            yield [ev("text_delta", text="a")]
+            yield [ev("text_delta", text="b"), ev("text_delta", text="c")]
+            yield [ev("text_delta", text="d")]
+            queued.set()  # the reader asks for more only once all three are queued
+            release.wait(10)
+            raise ConnectionError("machine gone")
+        finally:
+            closed.append(True)
+
+    joined = _coalesced(source())
+    assert queued.wait(10)
+    first = next(joined)
+    assert [json.loads(p.body)["text"] for p in first] == ["a", "b", "c", "d"]  # one commit, not three
+    release.set()
+    with pytest.raises(ConnectionError, match="machine gone"):
+        next(joined)
+    assert closed == [True]
+
+
+def test_a_consumer_that_stops_early_stops_the_reader() -> None:
+    gate = threading.Event()
+    closed = threading.Event()
+
+    def source() -> Iterator[list[sse.Piece]]:
+        try:
+            yield [ev("text_delta", text="a")]
+            gate.wait(10)
+            yield [ev("text_delta", text="b")]
+            yield [ev("text_delta", text="never read")]
+        finally:
+            closed.set()
+
+    joined = _coalesced(source())
+    assert [json.loads(p.body)["text"] for p in next(joined)] == ["a"]
+    joined.close()  # e.g. the turn worker failed
+    gate.set()
+    assert closed.wait(10)  # the source (and its HTTP response) is closed, not read to the end
