@@ -78,7 +78,8 @@ CONTROL_HOST_ENV = "AGCLUSTER_CONTROL_HOST"
 NETWORK_ENV = "AGCLUSTER_DOCKER_NETWORK"
 
 # Names that only ever hold credentials. MachineSpec.env is documented as non-secret; this
-# turns a slip into an error instead of a key in `docker inspect` (DESIGN.md §7).
+# turns a slip into an error instead of a key in `docker inspect` (docs/SECURITY.md: keys
+# never reach machine env or config).
 _SECRET_ENV = re.compile(r"(API_KEY|AUTH_TOKEN|OAUTH_TOKEN|SECRET|PASSWORD|PRIVATE_KEY|ACCESS_KEY)", re.IGNORECASE)
 _NAME_SAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 _STATES = {"running": "started", "created": "stopped", "exited": "stopped", "paused": "suspended",
