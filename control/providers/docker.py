@@ -331,6 +331,11 @@ class DockerProvider(Provider):
             }
 
     def close(self) -> None:
+        if self._firewall:
+            from control.providers import hostfirewall
+
+            hostfirewall.release([self.relay_port, self.egress_port])
+            self._firewall = None
         try:
             self.client.close()
         except Exception as exc:  # noqa: BLE001 - closing a dead connection must not fail shutdown

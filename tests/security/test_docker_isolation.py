@@ -4,6 +4,8 @@ else: not the host, not another container, not the outside."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -48,9 +50,15 @@ def gateway(docker_client: Any, dagent: Agent) -> str:
 @pytest.fixture()
 def host_service(gateway: str) -> Iterator[int]:
     """A host service listening on every address, as a careless one would."""
+    with _serving_on(0) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def _serving_on(port: int) -> Iterator[int]:
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("0.0.0.0", 0))
+    server.bind(("0.0.0.0", port))
     server.listen(8)
     port = int(server.getsockname()[1])
     stop = threading.Event()
@@ -138,3 +146,26 @@ def test_no_tool_can_read_the_machine_token(dagent: Agent) -> None:
     out = dagent.run(TOKEN_PROBE)
     assert "probe-done" in out and "agent=" in out, out
     assert "/environ" not in out, out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the host firewall exists only for a root control plane")
+def test_a_gone_control_planes_ports_are_not_left_open_to_agents(
+        tmp_path_factory: pytest.TempPathFactory, model: StubAnthropic, agent_image: str, docker_client: Any,
+        dagent: Agent, gateway: str) -> None:
+    """Each control plane opens its relay and egress ports to agents; a rule left behind
+    would open that port to whatever host service binds it later. One stopped cleanly and
+    one killed (its rules swept by the next start) must leave nothing open."""
+    ports: dict[str, int] = {}
+    for way in ("stopped", "killed", "sweeper"):
+        ports[way] = free_port()
+        cp = ControlPlane(tmp_path_factory.mktemp(f"sec-fw-{way}"), {
+            "ANTHROPIC_BASE_URL": model.url, "CONTAINER_PROVIDER": "docker", "AGENT_IMAGE": agent_image,
+            "RELAY_PORT": str(ports[way]), "EGRESS_PORT": str(free_port())}).start()
+        if way == "killed":
+            cp.kill9()
+        else:
+            cp.stop()
+        cleanup_instance(docker_client, cp.docker_instance)
+    with _serving_on(ports["stopped"]), _serving_on(ports["killed"]):
+        results = probe(dagent, [(gateway, ports["stopped"]), (gateway, ports["killed"])])
+    assert "CONNECTED" not in results.values(), results
