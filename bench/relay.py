@@ -105,7 +105,7 @@ def _run(ctx: Context, cp: ControlPlane, profile: bool) -> dict[str, Any]:
     session = launch_many(cp, 1)[0]
     machine_url, machine_token = cp.direct_machine(session.session_id)
     machine_root = cp.machine_root_pids().get(cp.session_row(session.session_id)["machine_key"])
-    http = unixhttp.mount(requests.Session())
+    http = unixhttp.Session()
     via = (cp.chat_url(session.session_id), {"Authorization": f"Bearer {session.key}"})
     direct = (f"{machine_url}/chat", {"Authorization": f"Bearer {machine_token}"})
     n = ctx.sizes.relay_deltas

@@ -75,7 +75,7 @@ def docker_tail(ctx: Context) -> dict[str, Any]:
                  (f"{machine_url}/chat", {"Authorization": f"Bearer {machine_token}"})]
         via: list[TurnTrace] = []
         direct: list[TurnTrace] = []
-        with unixhttp.mount(requests.Session()) as http:
+        with unixhttp.Session() as http:
             for url, headers in paths:
                 post_turn(http, url, headers, MESSAGE)  # warm-up
             for i in range(ctx.sizes.ttfe_rounds):
@@ -121,7 +121,7 @@ def _run(ctx: Context, cp: Any) -> dict[str, Any]:
     session = launch_many(cp, 1)[0]
     machine_url, machine_token = cp.direct_machine(session.session_id)
     ctx.model.set_latency(MODEL_TTFT)
-    http = unixhttp.mount(requests.Session())
+    http = unixhttp.Session()
     via_headers = {"Authorization": f"Bearer {session.key}"}
     direct_headers = {"Authorization": f"Bearer {machine_token}"}
     cp_url, direct_url = cp.chat_url(session.session_id), f"{machine_url}/chat"

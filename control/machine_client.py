@@ -19,10 +19,23 @@ class MachineUnreachable(UpstreamError):
 
 
 class MachineClient:
-    def __init__(self, url: str, token: str, http: requests.Session | None = None) -> None:
+    def __init__(self, url: str, token: str, http: unixhttp.Session | None = None) -> None:
+        """``http``: the session's pooled connections, kept by their owner; without one the
+        client has its own, closed by :meth:`close` (or the ``with`` block)."""
         self.url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
-        self._http = unixhttp.mount(http or requests.Session())
+        self._owned = http is None
+        self._http = http or unixhttp.Session()
+
+    def close(self) -> None:
+        if self._owned:
+            self._http.close()
+
+    def __enter__(self) -> MachineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def request(self, method: str, path: str, *, timeout: float | None = 30.0, stream: bool = False,
                 **kwargs: Any) -> requests.Response:

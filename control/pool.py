@@ -245,29 +245,30 @@ class WarmPool:
         CLI is up (the agent answers /health long before that)."""
         machine = self.provider.start(spec)
         pooled = PooledMachine(machine, spec.session_id, spec, want.preset)
-        client = MachineClient(machine.url, spec.machine_token)
-        if want.config is None:
+        with MachineClient(machine.url, spec.machine_token) as client:
+            if want.config is None:
+                try:
+                    client.request("POST", "/prepare", timeout=120)  # the SDK imported: configure pays only the CLI
+                except ApiError as exc:
+                    if exc.status != 404:  # an older agent without /prepare is ready as it is
+                        self._discard(pooled)
+                        raise
+                return pooled
             try:
-                client.request("POST", "/prepare", timeout=120)  # the SDK imported: configure pays only the CLI
-            except ApiError as exc:
-                if exc.status != 404:  # an older agent without /prepare is ready as it is
-                    self._discard(pooled)
-                    raise
-            return pooled
-        try:
-            client.configure({
-                "session_id": spec.session_id, "config": dict(want.config), "relay_url": self.provider.relay_url(),
-                "relay_token": self.minter.relay_token(spec.session_id), "mcp_env": {}, "resume": None,
-            })
-        except ApiError:
-            self._discard(pooled)
-            raise
+                client.configure({
+                    "session_id": spec.session_id, "config": dict(want.config), "relay_url": self.provider.relay_url(),
+                    "relay_token": self.minter.relay_token(spec.session_id), "mcp_env": {}, "resume": None,
+                })
+            except ApiError:
+                self._discard(pooled)
+                raise
         return pooled
 
     def _alive(self, pooled: PooledMachine) -> bool:
         """Still the machine it was when it joined the pool: up, and configured (idle) only if hot."""
         try:
-            health = MachineClient(pooled.machine.url, pooled.spec.machine_token).health()
+            with MachineClient(pooled.machine.url, pooled.spec.machine_token) as client:
+                health = client.health()
         except ApiError:
             return False
         if pooled.preset is None:

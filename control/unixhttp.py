@@ -3,7 +3,7 @@
 A local machine has no network; its agent serves on a socket the control plane created.
 Its URL spells that socket's path percent-encoded as the host, ``http+unix://%2Fpath%2Fagent.sock``
 (the convention of requests-unixsocket), so everything that passes machine URLs around
-stays unchanged. :func:`mount` adds the adapter to a ``requests.Session``.
+stays unchanged. :class:`Session` is a ``requests.Session`` with the adapter mounted.
 """
 
 from __future__ import annotations
@@ -75,7 +75,29 @@ class UnixAdapter(HTTPAdapter):
         super().close()
 
 
-def mount(session: requests.Session) -> requests.Session:
-    if not isinstance(session.adapters.get(SCHEME), UnixAdapter):
-        session.mount(SCHEME, UnixAdapter())
-    return session
+class Session(requests.Session):
+    """A session that reaches machines over TCP or a Unix socket, and whose ``close()``
+    closes its connections at once.
+
+    ``requests.Session.close()`` only empties urllib3's pool manager: urllib3 2 closes a
+    pool's connections when the pool is garbage collected, and a response keeps its pool in
+    a reference cycle, so they stayed open until the next collection. By then the machine
+    may be gone: the FIN then goes to a dead address, which on Docker is soon the next
+    machine's, and the host's neighbour entry for it is left unresolved, retried once a
+    second, holding that machine's first packets (launches right after a delete took
+    ~2.1 s instead of ~1.3 s).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mount(SCHEME, UnixAdapter())
+
+    def close(self) -> None:
+        for adapter in self.adapters.values():
+            manager = getattr(adapter, "poolmanager", None)
+            if manager is not None:
+                for key in list(manager.pools.keys()):
+                    pool = manager.pools.get(key)
+                    if pool is not None:
+                        pool.close()
+        super().close()

@@ -158,7 +158,7 @@ def wait_healthy(url: str, token: str, timeout: float = 30.0, alive: Any = None,
     last_error = "no answer"
     from control import unixhttp
 
-    with unixhttp.mount(requests.Session()) as http:
+    with unixhttp.Session() as http:
         while time.monotonic() < deadline:
             if alive is not None and not alive():
                 raise ProviderError("the machine exited while starting")

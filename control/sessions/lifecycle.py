@@ -62,7 +62,7 @@ class Lifecycle:
     def _destroy(self, row: SessionRow) -> None:
         if row.machine_id:
             try:
-                self.provider.destroy(row.machine_id)
+                self.machines.destroy(row)
             except ProviderError as exc:
                 metrics.count_provider_error(self.provider.name, "destroy")
                 raise Unavailable(f"could not remove the machine: {exc.message}") from None

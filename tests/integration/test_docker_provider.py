@@ -7,18 +7,21 @@ commands inside the container), not on the arguments we meant to pass.
 
 from __future__ import annotations
 
+import gc
 import http.server
 import json
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from docker.models.containers import Container
 
-from control.providers.base import Machine, MachineSpec, ProviderError, ResourceLimits
+from control.providers.base import AGENT_PORT, Machine, MachineSpec, ProviderError, ResourceLimits
 from control.providers.docker import NETWORK, DockerProvider, _check_env, _cpu_percent
 from tests.docker_support import container_exec
 from tests.support import free_port
@@ -265,6 +268,34 @@ def test_lifecycle_list_kill_resume_destroy(provider: DockerProvider, docker_cli
     names = {v.name for v in docker_client.volumes.list()}
     assert ws_volume not in names and home_volume not in names
     provider.destroy(m.machine_id)  # idempotent
+
+
+def _tcp_states_to(address: str, port: int) -> list[str]:
+    """This host's TCP sockets connected to ``address:port`` and their states (/proc/net/tcp
+    hex codes: 01 ESTABLISHED, 08 CLOSE_WAIT, 06 TIME_WAIT, ...)."""
+    remote = f"{socket.inet_aton(address)[::-1].hex().upper()}:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return [row[3] for row in rows if row[2] == remote]
+
+
+def test_a_started_machine_holds_no_connection_of_ours_open(provider: DockerProvider) -> None:
+    """The start-up health checks close their connection when they are done. Left to the
+    garbage collector, it was closed whenever a collection ran, often after the machine was
+    gone, and that late FIN to a dead address made the next machine given that address
+    wait up to a second for its first packet."""
+    gc.collect()
+    gc.disable()
+    try:
+        m = provider.start(_spec())
+        try:
+            address = urlsplit(m.url).hostname or ""
+            open_states = [state for state in _tcp_states_to(address, AGENT_PORT) if state in ("01", "08")]
+            assert open_states == [], f"connections to the new machine left open: {open_states}"
+        finally:
+            provider.destroy(m.machine_id)
+    finally:
+        gc.enable()
 
 
 def test_restart_of_a_session_keeps_its_workspace(provider: DockerProvider, docker_client: Any) -> None:
