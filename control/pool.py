@@ -139,7 +139,13 @@ class WarmPool:
         cls = self.class_of(wanted)
         with self._lock:
             self._wanted.setdefault(cls, _Want(wanted, self.size))
-        return self._take(cls)
+        return self._take(cls, refill=False)
+
+    def replenish(self, pooled: PooledMachine) -> None:
+        """Start replacing a claimed warm machine; its claimer calls this once the launch is
+        done. Started at the claim, the replacement's start and SDK import ran beside the
+        launch's own CLI start and slowed it on a small host."""
+        self._refill(self.class_of(pooled.spec))
 
     # hot ------------------------------------------------------------------------------
     def keep_hot(self, preset: str, config: Mapping[str, Any], resources: ResourceLimits) -> None:
@@ -164,19 +170,21 @@ class WarmPool:
         return self._take(cls)
 
     # both -----------------------------------------------------------------------------
-    def _take(self, cls: Hashable) -> PooledMachine | None:
+    def _take(self, cls: Hashable, *, refill: bool = True) -> PooledMachine | None:
+        """The first live ready machine of ``cls``. Without ``refill`` the pool is refilled
+        only when nothing was found; otherwise the claimer asks for it (:meth:`replenish`)."""
+        pooled = None
         try:
             while True:
                 with self._lock:
                     ready = self._ready.get(cls) or []
                     pooled = ready.pop(0) if ready else None
-                if pooled is None:
-                    return None
-                if self._alive(pooled):
+                if pooled is None or self._alive(pooled):
                     return pooled
                 self._discard(pooled)
         finally:
-            self._refill(cls)
+            if refill or pooled is None:
+                self._refill(cls)
 
     def ready_count(self) -> int:
         """Warm machines ready (hot ones are counted by :meth:`hot_counts`)."""

@@ -107,11 +107,14 @@ class Machines:
         self._session_http(row.id, pooled.machine.url)
 
     def _adopt(self, row: SessionRow, pooled: PooledMachine) -> None:
-        self.store.update_session(row.id, machine_key=pooled.machine_key, machine_id=pooled.machine.machine_id,
-                                  machine_url=pooled.machine.url)
-        http = self._session_http(row.id, pooled.machine.url)
-        client = MachineClient(pooled.machine.url, pooled.spec.machine_token, http)
-        self._configure(self._row(row.id), client)
+        try:
+            self.store.update_session(row.id, machine_key=pooled.machine_key, machine_id=pooled.machine.machine_id,
+                                      machine_url=pooled.machine.url)
+            http = self._session_http(row.id, pooled.machine.url)
+            client = MachineClient(pooled.machine.url, pooled.spec.machine_token, http)
+            self._configure(self._row(row.id), client)
+        finally:
+            self.pool.replenish(pooled)  # now: a refill beside the configure slowed it down
 
     def start(self, row: SessionRow, limits: ResourceLimits | None = None) -> MachineClient:
         """Start (or restart) the session's machine and configure it; resumes the conversation."""

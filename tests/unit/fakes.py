@@ -1,7 +1,7 @@
 """An in-process stand-in for machines, for unit tests of the session service.
 
 One small HTTP server speaks the machine protocol's few calls the control plane makes
-(docs/MACHINE_PROTOCOL.md: /health, /configure, /chat as SSE, /interrupt), and a provider
+(docs/MACHINE_PROTOCOL.md: /health, /prepare, /configure, /chat as SSE, /interrupt), and a provider
 hands out "machines" that are all that server. The real machine agent and providers are
 exercised by the e2e suites; this is for counting what the control plane keeps in memory.
 """
@@ -31,9 +31,10 @@ class FakeMachineAgent(BackgroundServer):
         self._lock = threading.Lock()
         app = Flask(__name__)
         app.add_url_rule("/health", view_func=self._health)
+        app.add_url_rule("/prepare", "prepare", lambda: jsonify(status="prepared"), methods=["POST"])
         app.add_url_rule("/configure", view_func=self._configure, methods=["POST"])
         app.add_url_rule("/chat", view_func=self._chat, methods=["POST"])
-        app.add_url_rule("/interrupt", view_func=lambda: jsonify(interrupted=True), methods=["POST"])
+        app.add_url_rule("/interrupt", "interrupt", lambda: jsonify(interrupted=True), methods=["POST"])
         self._serve(app, "fake-machine-agent")
 
     def close(self) -> None:

@@ -7,7 +7,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from flask import Response, jsonify
 
+from control.harness import wait_until
 from control.pool import WarmPool
 from control.providers.base import Machine, MachineSpec, ResourceLimits
 from control.secrets import TokenMinter
@@ -54,3 +56,34 @@ def test_a_hot_claim_needs_the_very_preset_it_was_kept_for(agent: FakeMachineAge
     assert pool.claim_hot("code-assistant", config) is None  # nothing kept yet: None at once
     assert pool.claim_hot("data-analysis", config) is None
     pool.close()
+
+
+class UnconfiguredAgent(FakeMachineAgent):
+    """Answers like a warm machine: up, not configured."""
+
+    def _health(self) -> Response:
+        return jsonify(status="ok", configured=False)
+
+
+def test_a_warm_claim_is_replaced_only_once_its_claimer_is_done() -> None:
+    """The replacement's start would otherwise run beside the claiming launch's configure."""
+    agent = UnconfiguredAgent()
+    provider = FakeProvider(agent.url)
+    pool = WarmPool(provider, TokenMinter(b"s" * 32), 1)
+    try:
+        pool.warm(None, ResourceLimits())
+        wait_until(lambda: pool.ready_count() == 1, 30, "the first fill")
+        pooled = pool.claim(None, ResourceLimits())
+        assert pooled is not None
+        assert not pool._filling  # a refill is registered before its thread starts: none was
+        assert pool.claim(None, ResourceLimits()) is None  # finds nothing: that refill starts at once
+        assert pool._filling
+        wait_until(lambda: pool.ready_count() == 1, 30, "the refill")
+        taken = pool.claim(None, ResourceLimits())
+        assert taken is not None and not pool._filling
+        pool.replenish(taken)
+        wait_until(lambda: pool.ready_count() == 1, 30, "the replacement")
+        assert provider.started == 3
+    finally:
+        pool.close()
+        agent.close()
