@@ -108,16 +108,18 @@ def _forward(path: str) -> Response:
     store, session_id, owner = ext.store, row.id, row.owner
 
     def body() -> Iterator[bytes]:
+        sent = 0
         try:
             for chunk in upstream.iter_content(chunk_size=None):
                 meter.feed(chunk)
-                metrics.count_relay_bytes(len(chunk))
+                sent += len(chunk)
                 yield chunk
         except requests.RequestException:
             log.warning("upstream stream broke for session %s", session_id)
             metrics.count_provider_error("anthropic", "stream_broken")
         finally:
             upstream.close()
+            metrics.count_relay_bytes(sent)  # once per stream: a counter update per chunk cost more than the chunk
             meter.finish()
             if meter.any:
                 try:
