@@ -129,10 +129,10 @@ def scorecard(benches: dict[str, Any]) -> Table:
     row("last event of a turn → done p50 (Docker)", "~250", None, _tail(benches, "docker"), "<= 30 ms", 30)
     row("last event of a turn → done p50 (local)", "~140", None, _tail(benches, "local"), "<= 30 ms", 30)
     row("idle session memory (PSS, MiB) vs upstream's 178 MiB", "208 (1.17x)", None, pss, "<= 178 (1.0x)", 178,
-        note="upstream cannot be built here; its figure is the issue's")
+        note="the issue's upstream figure; both measured side by side: docs/PERFORMANCE.md, Upstream")
     cold_tool, cold_tool_before = _first_tool(benches, "local cold"), _first_tool(benches, "local cold", before=True)
     r = ratio(cold_tool, cold_tool_before)
     table.add("cold launch → first tool call p50 (local, ms)", ["1.09x upstream", cold_tool_before, cold_tool,
               "<= 0.7x upstream", "n/a"],
-              f"after/before {r:.2f}x; upstream not runnable here" if r else "upstream not runnable here")
+              (f"after/before {r:.2f}x; " if r else "") + "vs upstream on Docker: docs/PERFORMANCE.md, Upstream")
     return table
