@@ -1,4 +1,4 @@
-"""``python -m bench [launch|ttfe|relay|concurrency|streams|drills|attacks ...] [--full]``
+"""``python -m bench [launch|ttfe|relay|concurrency|streams|drills|attacks|upstream ...] [--full]``
 
 Runs the benchmarks (all of them by default) against real processes on loopback, prints a
 table of figures and ratios measured side by side in this one run, and merges the results
@@ -24,7 +24,7 @@ from bench.scorecard import scorecard
 from bench.stack import Lab, signals_as_exit
 from bench.stats import Table, na, render_table
 
-BENCHES = ("launch", "ttfe", "relay", "concurrency", "streams", "drills", "attacks")
+BENCHES = ("launch", "ttfe", "relay", "concurrency", "streams", "drills", "attacks", "upstream")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

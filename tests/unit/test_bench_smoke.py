@@ -7,6 +7,7 @@ No process is started and nothing is timed: the benchmarks themselves are run by
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -116,7 +117,8 @@ def test_profile_ranks_self_time_and_skips_idle() -> None:
 def test_cli_parses_bench_names_and_flags() -> None:
     args = parse(["relay", "ttfe", "--full", "--no-profile"])
     assert args.benches == ["relay", "ttfe"] and args.full and args.no_profile
-    assert parse([]).benches == ["launch", "ttfe", "relay", "concurrency", "streams", "drills", "attacks"]
+    assert parse([]).benches == ["launch", "ttfe", "relay", "concurrency", "streams", "drills", "attacks",
+                                 "upstream"]
     with pytest.raises(SystemExit):
         parse(["nonsense"])
 
@@ -134,3 +136,42 @@ def test_the_baseline_tree_is_asked_for_by_default_and_can_be_skipped() -> None:
     from bench import baseline
 
     assert parse([]).baseline == baseline.REF and parse(["--baseline", "none"]).baseline == "none"
+
+
+def test_the_upstream_bench_says_na_with_the_preparation_command_when_not_prepared(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import upstream
+    from bench.common import DEFAULT, Context
+    from bench.stack import Lab
+
+    directory = tmp_path / "nothing-here"
+    monkeypatch.setenv("AGCLUSTER_UPSTREAM_DIR", str(directory))
+    with Lab() as lab:  # nothing is started: the missing copy is noticed before Docker is asked
+        outcome = upstream.run(Context(sizes=DEFAULT, full=False, lab=lab))
+    assert is_na(outcome["data"])
+    why = outcome["data"]["na"]
+    assert "not prepared" in why and f"scripts/prepare-upstream.sh UPSTREAM_CHECKOUT {directory.resolve()}" in why
+    assert {t["verdict"] for t in outcome["targets"]} == {"n/a"}
+    assert "n/a: upstream not prepared" in render_table(Table.from_dict(outcome["tables"][0]))
+
+
+def test_the_scorecard_takes_the_upstream_rows_from_the_upstream_bench_when_it_ran() -> None:
+    from bench.scorecard import scorecard
+
+    side = {"launch": summarize([1.1]), "first_tool": summarize([1.3]), "idle_memory": {"pss_mb": 255.0}}
+    upstream_side = {"launch": summarize([3.3]), "first_tool": summarize([3.5]), "idle_memory": {"pss_mb": 274.0}}
+    benches = {"upstream": {"data": {"rounds": 8, "ours": side, "upstream": upstream_side,
+                                     "ratios": {"first_tool_p50": 1.3 / 3.5, "idle_pss": 255 / 274}}}}
+    rows = {metric: (cells, note) for metric, cells, note in scorecard(benches).rows}
+    assert len(rows) == 15
+    memory, memory_note = rows["idle session memory (PSS) vs upstream, side by side (Docker)"]
+    assert memory[2:] == ["0.93x", "<= 1.0x upstream", "met"] and "255" in memory_note and "274" in memory_note
+    first, first_note = rows["cold launch → first tool call p50 vs upstream, side by side (Docker)"]
+    assert first[2:] == ["0.37x", "<= 0.7x upstream", "met"] and "1,300 ms" in first_note
+    slower = {"upstream": {"data": {**benches["upstream"]["data"], "ratios": {"first_tool_p50": 0.9,
+                                                                             "idle_pss": 1.2}}}}
+    assert {cells[4] for metric, cells, _ in scorecard(slower).rows if "side by side" in metric} == {"missed"}
+    # The upstream bench said n/a: the rows stay as they are without it.
+    fallback = {m: c for m, c, _ in scorecard({"upstream": {"data": na("upstream not prepared")}}).rows}
+    assert "cold launch → first tool call p50 (local, ms)" in fallback
+    assert "idle session memory (PSS, MiB) vs upstream's 178 MiB" in fallback
