@@ -219,11 +219,7 @@ class Upstream:
         session_id, container = launched["session_id"], NAME_PREFIX + launched["agent_id"]
         row: dict[str, Any] = {"launch": elapsed}
         try:
-            tool = self.first_tool_call(session_id)
-            if tool is None:
-                row["error"] = "no tool_use event in the first turn"
-            else:
-                row["first_tool"] = elapsed + tool
+            row.update(_first_tool_fields(elapsed, self.first_tool_call(session_id)))
             if memory:
                 time.sleep(SETTLE_S)
                 row["idle_memory"] = container_memory(container)
@@ -235,6 +231,12 @@ class Upstream:
         return row
 
 
+def _first_tool_fields(elapsed: float, tool: float | None) -> dict[str, Any]:
+    """A round's launch → first tool call (``tool`` is counted from the chat's send), or why
+    there was none; the same for both systems."""
+    return {"error": "no tool_use event in the first turn"} if tool is None else {"first_tool": elapsed + tool}
+
+
 # ------------------------------------------------------------------------ this tree
 def our_round(cp: stack.ControlPlane, memory: bool) -> dict[str, Any]:
     session, elapsed, why = launch_one(cp, {"config_id": PRESET})
@@ -242,11 +244,7 @@ def our_round(cp: stack.ControlPlane, memory: bool) -> dict[str, Any]:
         return {"error": why}
     row: dict[str, Any] = {"launch": elapsed}
     try:
-        tool = _first_tool_call(cp, session)
-        if tool is None:
-            row["error"] = "no tool_use event in the first turn"
-        else:
-            row["first_tool"] = elapsed + tool
+        row.update(_first_tool_fields(elapsed, _first_tool_call(cp, session)))
         if memory:
             time.sleep(SETTLE_S)
             containers = stack.docker_containers(f"agcluster.instance={cp.docker_instance}")
