@@ -267,7 +267,7 @@ def build(app: Flask) -> dict[str, Any]:
 
 
 # The order a reader wants: the session lifecycle first, plumbing last.
-TAG_ORDER = ("agents", "live", "files", "configs", "account", "health", "metrics", "docs", "ui")
+TAG_ORDER = ("agents", "live", "files", "configs", "account", "team", "health", "metrics", "docs", "ui")
 
 
 def _reading_order(rule: Rule) -> tuple[int, str]:

@@ -158,8 +158,15 @@ class UsageSchema(_Open):
     cost_usd = fields.Float(required=True)
 
 
+class SessionOwnerSchema(_Open):
+    id = fields.String(required=True)
+    name = fields.String(allow_none=True)
+
+
 class SessionSchema(_Open):
     session_id = fields.String(required=True)
+    owner = fields.Nested(SessionOwnerSchema, allow_none=True,
+                          metadata={"description": "who launched it (AUTH_MODE=token); null in none mode"})
     agent_id = fields.String(required=True)
     config_id = fields.String(required=True)
     config_name = fields.String(allow_none=True)

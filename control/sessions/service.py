@@ -75,7 +75,10 @@ class SessionService:
     def list(self, caller: Caller) -> list[dict[str, Any]]:
         """Members see their own sessions, admins and none mode everyone's (no secrets)."""
         owner = caller.user_id if caller.user_id is not None and not caller.is_admin else None
-        return [session_view(row, self.turns.busy(row.id)) for row in self.store.list_sessions(owner=owner)]
+        rows = self.store.list_sessions(owner=owner)
+        names = {u["id"]: u["name"] for u in self.store.list_users()} if any(r.owner for r in rows) else {}
+        return [session_view(row, self.turns.busy(row.id), owner_name=names.get(row.owner or ""))
+                for row in rows]
 
     def row(self, grant: Grant) -> SessionRow:
         row = self.store.get_session(grant.session_id)
@@ -91,7 +94,8 @@ class SessionService:
             resources = self.provider.usage(row.machine_id) if up and row.machine_id else None
         except ProviderError:
             resources = None  # e.g. the machine is being stopped for idleness right now
-        view = session_view(row, self.turns.busy(row.id), resources)
+        owner = self.store.get_user(user_id=row.owner) if row.owner else None
+        view = session_view(row, self.turns.busy(row.id), resources, owner_name=owner["name"] if owner else None)
         view["config"] = row.config
         view["effective_config"] = self._effective_config(row) if up else None
         view["enforced"], view["warnings"] = self.machines.enforcement(row.config)

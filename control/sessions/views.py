@@ -7,11 +7,15 @@ from typing import Any
 from control.store import SessionRow
 
 
-def session_view(row: SessionRow, busy: bool, resources: dict[str, Any] | None = None) -> dict[str, Any]:
+def session_view(row: SessionRow, busy: bool, resources: dict[str, Any] | None = None,
+                 owner_name: str | None = None) -> dict[str, Any]:
     """Never the key hash or salt. ``status`` is where the machine is (see
-    ``control.session_status``); ``busy`` whether a turn is in progress on it."""
+    ``control.session_status``); ``busy`` whether a turn is in progress on it; ``owner`` the
+    user who launched it (``AUTH_MODE=token``; null otherwise), so an admin, who sees
+    everyone's sessions, can tell whose each is."""
     return {
         "session_id": row.id,
+        "owner": {"id": row.owner, "name": owner_name} if row.owner else None,
         "agent_id": row.agent_id,
         "config_id": row.config_id,
         "config_name": row.config.get("name"),

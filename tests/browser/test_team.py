@@ -169,6 +169,15 @@ def test_admin_adds_a_member_who_signs_in_and_sees_only_their_own(browser: Any,
         expect(rows).to_have_count(1)
         assert rows.first.get_attribute("data-session-id") == alice_session != root_session
         member.shot("05-member-sessions")
+        expect(mpage.locator("th", has_text="Owner")).to_have_count(0)  # hers alone: no owner column
+
+        # The admin sees both sessions, each with its owner, as the API says.
+        listed = {s["session_id"]: s["owner"]["name"] for s in api(cp, root_token, "/api/agents/sessions")["sessions"]}
+        assert listed == {root_session: "root", alice_session: "alice"}
+        page.goto(cp.url + "/#/sessions")
+        for sid, name in listed.items():
+            expect(page.locator(f"tr[data-session-id='{sid}'] td[data-label='Owner']")).to_have_text(name)
+        admin.shot("05a-admin-sessions-with-owners")
 
         # Her usage: the chart is drawn from her real turns, the tables hold only her session.
         mpage.goto(cp.url + "/#/usage")

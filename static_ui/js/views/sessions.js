@@ -4,6 +4,7 @@
 import { api, sessionPath } from "../api.js";
 import { button, fill, h, icon, spinner } from "../dom.js";
 import * as fmt from "../format.js";
+import { me } from "../account.js";
 import { forgetSession, getKey, knownSessions, onKeyChange } from "../store.js";
 import { confirmDialog, emptyState, errorBox, toast } from "../ui.js";
 
@@ -96,13 +97,16 @@ class SessionsPage {
     }
     const now = Date.now() / 1000;
     const mine = new Set(knownSessions());
+    // An admin sees everyone's sessions: say whose each is. A member's are all their own.
+    const owners = me().admin && list.some((s) => s.owner);
+    const heads = ["Agent", owners ? "Owner" : null, "Status", "Age", "Last activity", "Usage", "Machine", ""].filter((t) => t !== null);
     const table = h("table", { class: "sessions-table" },
-      h("thead", {}, h("tr", {}, ["Agent", "Status", "Age", "Last activity", "Usage", "Machine", ""].map((t) => h("th", { scope: "col", text: t })))),
-      h("tbody", {}, list.map((s) => this.row(s, now, mine.has(s.session_id)))));
+      h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, list.map((s) => this.row(s, now, mine.has(s.session_id), owners))));
     fill(this.body, h("div", { class: "table-wrap card" }, table));
   }
 
-  row(s, now, mine) {
+  row(s, now, mine, owners) {
     const res = this.resources.get(s.session_id);
     const u = s.usage || {};
     const open = h("a", { class: "btn btn-sm", href: `#/session/${s.session_id}`, "aria-label": `Open ${s.config_name || s.config_id} session ${fmt.shortId(s.session_id)}` },
@@ -122,6 +126,7 @@ class SessionsPage {
           h("strong", { text: s.config_name || s.config_id }),
           h("span", { class: "muted mono small", text: `${fmt.shortId(s.session_id)} · ${s.config_id}` }),
           mine ? h("span", { class: "badge badge-neutral small", title: "Launched from this tab", text: "this tab" }) : null)),
+      owners ? h("td", { "data-label": "Owner", text: s.owner ? s.owner.name || fmt.shortId(s.owner.id) : "—" }) : null,
       h("td", { "data-label": "Status" },
         h("span", { class: "pill", "data-status": busy ? "busy" : s.status, text: busy ? "busy" : s.status }),
         s.status_detail ? h("p", { class: "muted small status-detail", text: s.status_detail, title: s.status_detail }) : null),
