@@ -139,6 +139,7 @@ class Accounts:
     def _described(self, tokens: list[dict[str, Any]], viewer: Principal) -> list[dict[str, Any]]:
         names = {u["id"]: u["name"] for u in self.store.list_users()}
         return [{"id": t["id"], "prefix": t["prefix"], "user_id": t["user_id"], "user": names.get(t["user_id"], ""),
-                 "created_at": t["created_at"], "revoked_at": t["revoked_at"], "active": t["revoked_at"] is None,
+                 "created_at": t["created_at"], "revoked_at": t["revoked_at"], "last_used_at": t["last_used_at"],
+                 "active": t["revoked_at"] is None,
                  "current": t["id"] == viewer.token_id}
                 for t in sorted(tokens, key=lambda t: t["created_at"], reverse=True)]

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 from control.settings import PROVIDERS, Settings, SettingsError, from_env
 
@@ -73,7 +74,9 @@ def _accounts_command(settings: Settings, args: argparse.Namespace) -> int:
         else:
             for entry in store.list_tokens():
                 state = "revoked" if entry["revoked_at"] else "active"
-                print(f"{entry['id']}  {entry['prefix']}…  {state:<7}  user={entry['user_id']}")
+                used = entry["last_used_at"]
+                last = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(used)) if used else "never"
+                print(f"{entry['id']}  {entry['prefix']}…  {state:<7}  user={entry['user_id']}  last used {last}")
     except ApiError as exc:
         print(f"agcluster: {exc.message}", file=sys.stderr)
         return 1

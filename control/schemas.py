@@ -317,6 +317,8 @@ class TokenSchema(_Open):
     user = fields.String(required=True)
     created_at = fields.Float(required=True)
     revoked_at = fields.Float(required=True, allow_none=True)
+    last_used_at = fields.Float(allow_none=True, metadata={
+        "description": "when a request last authenticated with it (to the minute); null: never"})
     active = fields.Boolean(required=True)
     current = fields.Boolean(required=True, metadata={"description": "the token this request was made with"})
 

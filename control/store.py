@@ -431,12 +431,22 @@ class Store:
             db.execute("INSERT INTO api_tokens (id, user_id, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
                        (token_id, user_id, token_hash, prefix, time.time()))
 
-    def user_for_token_hash(self, token_hash: str) -> dict[str, Any] | None:
+    def user_for_token_hash(self, token_hash: str, *, used_every: float = 60.0) -> dict[str, Any] | None:
+        """The user an active token belongs to. Using it is recorded as the token's
+        ``last_used_at``, at most once per ``used_every`` seconds: every authenticated
+        request gets here, and a write per request would cost more than the request."""
         with self._lock:
             row = self._db.execute(
-                "SELECT users.*, api_tokens.id AS token_id FROM api_tokens JOIN users ON users.id = api_tokens.user_id "
+                "SELECT users.*, api_tokens.id AS token_id, api_tokens.last_used_at AS token_last_used_at "
+                "FROM api_tokens JOIN users ON users.id = api_tokens.user_id "
                 "WHERE api_tokens.token_hash = ? AND api_tokens.revoked_at IS NULL", (token_hash,)).fetchone()
-        return dict(row) if row else None
+        if row is None:
+            return None
+        now = time.time()
+        if row["token_last_used_at"] is None or now - row["token_last_used_at"] >= used_every:
+            with self._tx() as db:
+                db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, row["token_id"]))
+        return dict(row)
 
     def revoke_token(self, token_id_or_prefix: str) -> int:
         with self._tx() as db:
@@ -446,12 +456,12 @@ class Store:
 
     def get_token(self, token_id: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute("SELECT id, user_id, prefix, created_at, revoked_at FROM api_tokens WHERE id = ?",
-                                   (token_id,)).fetchone()
+            row = self._db.execute("SELECT id, user_id, prefix, created_at, revoked_at, last_used_at FROM api_tokens "
+                                   "WHERE id = ?", (token_id,)).fetchone()
         return dict(row) if row else None
 
     def list_tokens(self, user_id: str | None = None) -> list[dict[str, Any]]:
-        query = "SELECT id, user_id, prefix, created_at, revoked_at FROM api_tokens"
+        query = "SELECT id, user_id, prefix, created_at, revoked_at, last_used_at FROM api_tokens"
         with self._lock:
             rows = (self._db.execute(query + " WHERE user_id = ?", (user_id,)) if user_id
                     else self._db.execute(query)).fetchall()

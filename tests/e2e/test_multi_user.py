@@ -123,6 +123,8 @@ def test_tokens_are_required_and_revocable(team) -> None:
     assert Client(cp, token).call("GET", "/api/me").status_code == 401
     listing = cli(cp.data_dir, "tokens", "list")
     assert token not in listing and "revoked" in listing
+    carol = next(line for line in listing.splitlines() if token[:12] in line)
+    assert "last used 20" in carol  # it signed in once above; a token nobody used says "never"
     db = (cp.data_dir / "agcluster.db").read_bytes()
     assert token.encode() not in db
 

@@ -127,6 +127,28 @@ def test_a_revoked_token_stops_working_at_once(team: Team) -> None:
     assert team.call("GET", "/api/tokens", team.alice).status_code == 401
 
 
+def test_a_tokens_last_use_is_recorded_about_once_a_minute(team: Team) -> None:
+    fresh = team.call("POST", "/api/tokens", team.alice).get_json()
+    assert fresh["last_used_at"] is None  # made with alice's other token, never used itself
+
+    before = time.time()
+    assert team.call("GET", "/api/me", fresh["token"]).status_code == 200
+    listed = {t["id"]: t for t in team.call("GET", "/api/tokens", fresh["token"]).get_json()["tokens"]}
+    first = listed[fresh["id"]]["last_used_at"]
+    assert first is not None and first >= before
+    # Within the minute another request writes nothing; a minute on, it is recorded again.
+    team.call("GET", "/api/me", fresh["token"])
+    assert team.store.get_token(fresh["id"])["last_used_at"] == first
+    team.store._db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (first - 61, fresh["id"]))
+    team.call("GET", "/api/me", fresh["token"])
+    assert team.store.get_token(fresh["id"])["last_used_at"] >= before
+    # A revoked token's use is refused and not recorded.
+    team.call("DELETE", f"/api/tokens/{fresh['id']}", team.alice)
+    stamp = team.store.get_token(fresh["id"])["last_used_at"]
+    assert team.call("GET", "/api/me", fresh["token"]).status_code == 401
+    assert team.store.get_token(fresh["id"])["last_used_at"] == stamp
+
+
 def test_a_member_cannot_see_or_revoke_anothers_tokens(team: Team) -> None:
     for path in ("/api/tokens?all=1", f"/api/tokens?user={team.root_id}", f"/api/quotas?user={team.root_id}",
                  "/api/users", "/api/audit"):

@@ -49,6 +49,9 @@ class TokenTable {
         t.current ? h("span", { class: "badge badge-neutral small", title: "This tab is signed in with it", text: "this tab" }) : null) },
       owners ? { key: "user", label: "User" } : null,
       { key: "created_at", label: "Created", numeric: true, render: (t) => h("span", { title: fmt.dateTime(t.created_at), text: fmt.ago(t.created_at) }) },
+      // Recorded at most once a minute per token: enough to spot one nothing uses any more.
+      { key: "last_used_at", label: "Last used", numeric: true, value: (t) => t.last_used_at || 0,
+        render: (t) => (t.last_used_at ? h("span", { title: fmt.dateTime(t.last_used_at), text: fmt.ago(t.last_used_at) }) : h("span", { class: "muted", text: "never" })) },
       { key: "active", label: "Status", value: (t) => (t.active ? 1 : 0),
         render: (t) => h("span", { class: "pill", "data-status": t.active ? "running" : "stopped", text: t.active ? "active" : "revoked",
           title: t.revoked_at ? `Revoked ${fmt.dateTime(t.revoked_at)}` : "" }) },
