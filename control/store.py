@@ -25,6 +25,9 @@ from typing import Any
 from control.session_status import SessionStatus, transition
 from wire.sse import Frame
 
+TOKEN_USE_RESOLUTION = 60.0
+"""Seconds: a token's ``last_used_at`` is rewritten at most this often."""
+
 MIGRATIONS: list[str] = [
     # 1: sessions and transcripts
     """
@@ -431,9 +434,9 @@ class Store:
             db.execute("INSERT INTO api_tokens (id, user_id, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
                        (token_id, user_id, token_hash, prefix, time.time()))
 
-    def user_for_token_hash(self, token_hash: str, *, used_every: float = 60.0) -> dict[str, Any] | None:
+    def user_for_token_hash(self, token_hash: str) -> dict[str, Any] | None:
         """The user an active token belongs to. Using it is recorded as the token's
-        ``last_used_at``, at most once per ``used_every`` seconds: every authenticated
+        ``last_used_at``, at most once per :data:`TOKEN_USE_RESOLUTION`: every authenticated
         request gets here, and a write per request would cost more than the request."""
         with self._lock:
             row = self._db.execute(
@@ -443,7 +446,7 @@ class Store:
         if row is None:
             return None
         now = time.time()
-        if row["token_last_used_at"] is None or now - row["token_last_used_at"] >= used_every:
+        if row["token_last_used_at"] is None or now - row["token_last_used_at"] >= TOKEN_USE_RESOLUTION:
             with self._tx() as db:
                 db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, row["token_id"]))
         return dict(row)

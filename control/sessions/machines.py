@@ -114,7 +114,7 @@ class Machines:
             client = MachineClient(pooled.machine.url, pooled.spec.machine_token, http)
             self._configure(self._row(row.id), client)
         finally:
-            self.pool.replenish(pooled)  # now: a refill beside the configure slowed it down
+            self.pool.replenish(pooled)  # only now: a refill started at the claim competed with this configure
 
     def start(self, row: SessionRow, limits: ResourceLimits | None = None) -> MachineClient:
         """Start (or restart) the session's machine and configure it; resumes the conversation."""
@@ -200,14 +200,8 @@ class Machines:
             self.provider.destroy(row.machine_id)
 
     def disconnect(self, session_id: str) -> None:
-        """Close our pooled connections to the session's machine while it can still answer.
-
-        Closed after it is gone, they leave this host retransmitting FINs to a dead address.
-        Docker hands that address to the next container, and the retransmits leave the
-        host's neighbour entry for it unresolved, retried once a second: the next machine's
-        first packets waited up to a second (cold Docker launches after a delete took
-        ~2.1 s instead of ~1.3 s).
-        """
+        """Close our pooled connections to the session's machine while it can still answer
+        (why that matters: :class:`control.unixhttp.Session`)."""
         with self._guard:
             http = self._http.pop(session_id, None)
         if http is not None:
